@@ -1,0 +1,839 @@
+//! The host side file store used while a phone drives a backup: an undo-journalled transaction
+//! over the backup folder.
+//!
+//! Two guarantees, both required by the snapshot store that hands us a folder of hard links to
+//! the previous backup:
+//!
+//! 1. **No file is ever modified in place.** Every write goes to a new temporary file in the
+//!    destination's directory (`.<name>.iosnap-tmp-XXXXXXXX`), is fsynced, and is renamed over
+//!    the destination. A hard link to the old file elsewhere keeps the old content.
+//! 2. **A failed operation leaves the folder as it was.** Whatever the phone asks for (writes,
+//!    moves, removals, copies, new directories) is applied immediately, so the phone reads back
+//!    a consistent view, but everything displaced is first kept aside (hard link, or rename for
+//!    directories) in `<root>/.iosnap-txn-XXXXXXXX/`, and every change is journalled. On failure
+//!    the journal is replayed backwards; on success the aside directory is deleted.
+//! 3. **A crash is undone on the next run.** The journal is also written ahead of every change
+//!    to `<root>/.iosnap-txn-XXXXXXXX/journal`; [`recover`] replays any journal a killed
+//!    process left behind. Commit deletes the journal first (atomically), so a half-deleted
+//!    transaction directory is never mistaken for an unfinished one.
+//!
+//! Paths from the phone are validated here ([`Txn::resolve`]): relative, no `..`, no NUL, first
+//! component must be one of the expected backup identifiers, no symlinked component, and never
+//! one of our own temporary names.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Prefix of our temporary files and aside directories; paths from the phone may not use it.
+pub(crate) const TMP_MARK: &str = ".iosnap-";
+
+/// Name of the write-ahead journal inside a transaction directory.
+const JOURNAL: &str = "journal";
+
+/// One change, as needed to undo it. Every undo is tolerant: it checks that the change really
+/// happened (the journal is written before the change, so a crash can leave an intent only).
+#[derive(Debug)]
+enum Undo {
+    /// `path` did not exist before; undo removes it.
+    Created(PathBuf),
+    /// Directory `path` was created by us; undo removes it (after its content was undone).
+    CreatedDir(PathBuf),
+    /// A temporary file; undo removes it if it is still there.
+    Temp(PathBuf),
+    /// What was at `path` now lives at `aside`; undo puts it back.
+    Displaced { path: PathBuf, aside: PathBuf },
+    /// `from` was renamed to `to`; undo renames back.
+    Moved { from: PathBuf, to: PathBuf },
+}
+
+fn enc(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    hex::encode(p.as_os_str().as_bytes())
+}
+
+fn dec(s: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    hex::decode(s)
+        .ok()
+        .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+}
+
+impl Undo {
+    fn to_line(&self) -> String {
+        match self {
+            Undo::Created(p) => format!("C {}\n", enc(p)),
+            Undo::CreatedDir(p) => format!("D {}\n", enc(p)),
+            Undo::Temp(p) => format!("T {}\n", enc(p)),
+            Undo::Displaced { path, aside } => format!("X {} {}\n", enc(path), enc(aside)),
+            Undo::Moved { from, to } => format!("M {} {}\n", enc(from), enc(to)),
+        }
+    }
+
+    fn from_line(line: &str) -> Option<Undo> {
+        let mut it = line.split(' ');
+        let kind = it.next()?;
+        let a = dec(it.next()?)?;
+        let b = it.next().and_then(dec);
+        Some(match (kind, b) {
+            ("C", None) => Undo::Created(a),
+            ("D", None) => Undo::CreatedDir(a),
+            ("T", None) => Undo::Temp(a),
+            ("X", Some(b)) => Undo::Displaced { path: a, aside: b },
+            ("M", Some(b)) => Undo::Moved { from: a, to: b },
+            _ => return None,
+        })
+    }
+
+    /// Reverts this change if it happened.
+    fn undo(&self) -> io::Result<()> {
+        match self {
+            Undo::Created(p) | Undo::CreatedDir(p) | Undo::Temp(p) => remove_any(p),
+            Undo::Displaced { path, aside } => {
+                if exists_nofollow(aside) {
+                    remove_any(path)?;
+                    fs::rename(aside, path)
+                } else {
+                    Ok(())
+                }
+            }
+            Undo::Moved { from, to } => {
+                if !exists_nofollow(from) && exists_nofollow(to) {
+                    fs::rename(to, from)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// An undo-journalled set of changes under `root`.
+#[derive(Debug)]
+pub struct Txn {
+    root: PathBuf,
+    allowed_first: Vec<String>,
+    txn_dir: PathBuf,
+    journal_file: Option<fs::File>,
+    journal: Vec<Undo>,
+    counter: u64,
+    finished: bool,
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let n: u32 = rand::thread_rng().r#gen();
+    format!("{n:08x}")
+}
+
+fn exists_nofollow(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok()
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn fsync_dir(dir: &Path) {
+    // Best effort: makes the rename durable; not all file systems allow opening directories.
+    if let Ok(f) = fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+fn syncfs(root: &Path) -> bool {
+    fs::File::open(root)
+        .ok()
+        .is_some_and(|d| rustix::fs::syncfs(&d).is_ok())
+}
+
+/// Undoes every transaction a killed process left in `root` (see the module docs). Returns the
+/// problems met; a `root` that does not exist has nothing to recover.
+pub fn recover(root: &Path) -> Result<Vec<String>> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(root, e)),
+    };
+    let mut problems = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(root, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("{TMP_MARK}txn-")) {
+            continue;
+        }
+        let dir = entry.path();
+        let journal = dir.join(JOURNAL);
+        if let Some(bytes) = read_optional(&journal, u64::MAX)? {
+            let text = String::from_utf8_lossy(&bytes);
+            // A torn last line (no newline) is an intent that never started.
+            let complete = text.rsplit_once('\n').map(|(c, _)| c).unwrap_or("");
+            let undos: Vec<Undo> = complete.lines().filter_map(Undo::from_line).collect();
+            for u in undos.iter().rev() {
+                if let Err(e) = u.undo() {
+                    problems.push(format!("{u:?}: {e}"));
+                }
+            }
+        }
+        if let Err(e) = remove_any(&dir)
+            && exists_nofollow(&dir)
+        {
+            problems.push(format!("removing {}: {e}", dir.display()));
+        }
+    }
+    Ok(problems)
+}
+
+impl Txn {
+    /// Starts a transaction over `root` (created if missing, journalled). `allowed_first` lists
+    /// the first path components the phone may use (the target and source UDIDs).
+    pub fn begin(root: &Path, allowed_first: &[&str]) -> Result<Txn> {
+        let mut t = Txn {
+            root: root.to_path_buf(),
+            allowed_first: allowed_first.iter().map(|s| s.to_string()).collect(),
+            txn_dir: root.join(format!("{TMP_MARK}txn-{}", random_suffix())),
+            journal_file: None,
+            journal: Vec::new(),
+            counter: 0,
+            finished: false,
+        };
+        if !root.exists() {
+            t.create_dir_all_abs(root)?;
+        }
+        fs::create_dir(&t.txn_dir).map_err(|e| Error::io(&t.txn_dir, e))?;
+        let jpath = t.txn_dir.join(JOURNAL);
+        let f = fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&jpath)
+            .map_err(|e| Error::io(&jpath, e))?;
+        t.journal_file = Some(f);
+        Ok(t)
+    }
+
+    /// Writes the intent to the on-disk journal, then remembers it.
+    fn record(&mut self, u: Undo) -> Result<()> {
+        if let Some(f) = &mut self.journal_file {
+            let jpath = self.txn_dir.join(JOURNAL);
+            f.write_all(u.to_line().as_bytes())
+                .map_err(|e| Error::io(&jpath, e))?;
+        }
+        self.journal.push(u);
+        Ok(())
+    }
+
+    /// The folder this transaction works in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Turns a path sent by the phone into a path under the root, or rejects it.
+    pub fn resolve(&self, rel: &str) -> Result<PathBuf> {
+        let reject = |reason: &'static str| Error::UnsafePath {
+            path: rel.to_string(),
+            reason,
+        };
+        if rel.is_empty() {
+            return Err(reject("empty path"));
+        }
+        if rel.contains('\0') {
+            return Err(reject("contains a NUL byte"));
+        }
+        if rel.starts_with('/') || rel.starts_with('\\') {
+            return Err(reject("absolute path"));
+        }
+        let mut out = self.root.clone();
+        let mut first = true;
+        for comp in Path::new(rel).components() {
+            match comp {
+                Component::Normal(c) => {
+                    let s = c.to_str().ok_or_else(|| reject("not UTF-8"))?;
+                    if s.starts_with(TMP_MARK) {
+                        return Err(reject("uses iosnap's reserved temporary name"));
+                    }
+                    if first
+                        && !self.allowed_first.is_empty()
+                        && !self.allowed_first.iter().any(|a| a == s)
+                    {
+                        return Err(reject("outside this device's backup folder"));
+                    }
+                    first = false;
+                    out.push(c);
+                    if let Ok(m) = fs::symlink_metadata(&out)
+                        && m.file_type().is_symlink()
+                    {
+                        return Err(reject("goes through a symbolic link"));
+                    }
+                }
+                Component::CurDir => {}
+                Component::ParentDir => return Err(reject("contains '..'")),
+                Component::RootDir | Component::Prefix(_) => return Err(reject("absolute path")),
+            }
+        }
+        if first {
+            return Err(reject("names no file"));
+        }
+        Ok(out)
+    }
+
+    fn aside_path(&mut self) -> PathBuf {
+        self.counter += 1;
+        self.txn_dir.join(self.counter.to_string())
+    }
+
+    /// Moves whatever is at `path` aside (journalled) so `path` can be replaced.
+    /// Files are hard-linked aside (the later rename over `path` stays atomic); directories and
+    /// files on link-less file systems are renamed aside.
+    fn displace(&mut self, path: &Path, keep_in_place: bool) -> Result<()> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let aside = self.aside_path();
+        self.record(Undo::Displaced {
+            path: path.to_path_buf(),
+            aside: aside.clone(),
+        })?;
+        if keep_in_place && !meta.is_dir() && fs::hard_link(path, &aside).is_ok() {
+            return Ok(());
+        }
+        fs::rename(path, &aside).map_err(|e| Error::io(path, e))
+    }
+
+    fn create_dir_all_abs(&mut self, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut cur = Some(dir);
+        while let Some(p) = cur {
+            if exists_nofollow(p) {
+                break;
+            }
+            missing.push(p.to_path_buf());
+            cur = p.parent();
+        }
+        for p in missing.into_iter().rev() {
+            // mkdir first, journal second: a crash in between leaves at worst an empty
+            // directory, never a journal entry that would delete someone else's directory.
+            match fs::create_dir(&p) {
+                Ok(()) => self.record(Undo::CreatedDir(p))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(Error::io(
+                dir,
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "exists and is not a directory",
+                ),
+            )),
+            Err(e) => Err(Error::io(dir, e)),
+        }
+    }
+
+    /// `mkdir -p`, journalled.
+    pub fn create_dir_all(&mut self, dir: &Path) -> Result<()> {
+        self.create_dir_all_abs(dir)
+    }
+
+    /// Starts writing a new version of `dst`: a temp file next to it.
+    pub fn create_file(&mut self, dst: &Path) -> Result<PendingFile> {
+        let parent = dst
+            .parent()
+            .ok_or_else(|| Error::io(dst, io::Error::other("no parent directory")))?
+            .to_path_buf();
+        self.create_dir_all_abs(&parent)?;
+        let name = dst
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!("{TMP_MARK}{name}.{}", random_suffix()));
+        self.record(Undo::Temp(tmp.clone()))?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        Ok(PendingFile {
+            tmp,
+            dst: dst.to_path_buf(),
+            file: Some(file),
+            bytes: 0,
+        })
+    }
+
+    /// fsyncs `pending` and renames it over its destination (journalled).
+    pub fn commit_file(&mut self, pending: PendingFile) -> Result<u64> {
+        if let Some(f) = &pending.file {
+            f.sync_all().map_err(|e| Error::io(&pending.tmp, e))?;
+        }
+        self.rename_into_place(pending)
+    }
+
+    /// Commits many finished files with one `syncfs` instead of one fsync each (a backup sends
+    /// thousands of small files; per-file fsync dominated its run time). Falls back to per-file
+    /// fsync where `syncfs` is unavailable. Data is durable before any rename either way.
+    pub fn commit_files(&mut self, batch: Vec<PendingFile>) -> Result<u64> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let synced = syncfs(&self.root);
+        let mut bytes = 0;
+        for p in batch {
+            if !synced && let Some(f) = &p.file {
+                f.sync_all().map_err(|e| Error::io(&p.tmp, e))?;
+            }
+            bytes += self.rename_into_place(p)?;
+        }
+        Ok(bytes)
+    }
+
+    fn rename_into_place(&mut self, mut pending: PendingFile) -> Result<u64> {
+        let file = pending
+            .file
+            .take()
+            .ok_or_else(|| Error::io(&pending.tmp, io::Error::other("already committed")))?;
+        drop(file);
+        let dst = pending.dst.clone();
+        let existed = exists_nofollow(&dst);
+        if existed {
+            let is_dir = fs::symlink_metadata(&dst)
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            self.displace(&dst, !is_dir)?;
+        }
+        if !existed {
+            self.record(Undo::Created(dst.clone()))?;
+        }
+        fs::rename(&pending.tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+        pending.tmp = PathBuf::new();
+        Ok(pending.bytes)
+    }
+
+    /// Writes `data` as the new content of `dst` (temp + fsync + rename).
+    pub fn write_file(&mut self, dst: &Path, data: &[u8]) -> Result<()> {
+        let mut p = self.create_file(dst)?;
+        p.write_all(data)?;
+        self.commit_file(p)?;
+        Ok(())
+    }
+
+    /// Removes `path` (file or directory tree); a missing path is not an error (the phone asks
+    /// to remove things that may not exist).
+    pub fn remove(&mut self, path: &Path) -> Result<()> {
+        self.displace(path, false)
+    }
+
+    /// Renames `from` to `to`, replacing `to` (recursively for a directory) as LIMD does.
+    pub fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        if !exists_nofollow(from) {
+            return Err(Error::io(from, io::Error::from(io::ErrorKind::NotFound)));
+        }
+        if from == to {
+            return Ok(());
+        }
+        if let Some(parent) = to.parent() {
+            self.create_dir_all_abs(parent)?;
+        }
+        if exists_nofollow(to) {
+            self.displace(to, false)?;
+        }
+        self.record(Undo::Moved {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        })?;
+        fs::rename(from, to).map_err(|e| Error::io(to, e))
+    }
+
+    /// Copies a file or directory tree from `src` to `dst` (new files, never in place).
+    pub fn copy(&mut self, src: &Path, dst: &Path) -> Result<()> {
+        let meta = fs::symlink_metadata(src).map_err(|e| Error::io(src, e))?;
+        if meta.is_dir() {
+            if exists_nofollow(dst)
+                && !fs::symlink_metadata(dst)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false)
+            {
+                self.displace(dst, false)?;
+            }
+            self.create_dir_all_abs(dst)?;
+            let entries = fs::read_dir(src).map_err(|e| Error::io(src, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(src, e))?;
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(TMP_MARK) {
+                    continue;
+                }
+                self.copy(&entry.path(), &dst.join(name))?;
+            }
+            Ok(())
+        } else if meta.is_file() {
+            let mut input = fs::File::open(src).map_err(|e| Error::io(src, e))?;
+            let mut p = self.create_file(dst)?;
+            io::copy(&mut input, &mut p).map_err(|e| Error::io(src, e))?;
+            self.commit_file(p)?;
+            Ok(())
+        } else {
+            Err(Error::io(
+                src,
+                io::Error::other("not a regular file or directory"),
+            ))
+        }
+    }
+
+    /// Keeps every change and drops what was set aside.
+    pub fn commit(mut self) -> Result<()> {
+        self.finished = true;
+        // Make every rename durable before the aside copies go away.
+        if !syncfs(&self.root) {
+            fsync_dir(&self.root);
+        }
+        // Deleting the journal is the commit point: without it, recovery only cleans up.
+        self.journal_file = None;
+        let jpath = self.txn_dir.join(JOURNAL);
+        fs::remove_file(&jpath).map_err(|e| Error::io(&jpath, e))?;
+        self.journal.clear();
+        fs::remove_dir_all(&self.txn_dir).map_err(|e| Error::io(&self.txn_dir, e))
+    }
+
+    /// Undoes every change, newest first. Returns the problems met (empty when the folder is
+    /// back to its state at [`Txn::begin`]).
+    pub fn rollback(mut self) -> Vec<String> {
+        self.finished = true;
+        self.undo_all()
+    }
+
+    fn undo_all(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        while let Some(u) = self.journal.pop() {
+            if let Err(e) = u.undo() {
+                problems.push(format!("{u:?}: {e}"));
+            }
+        }
+        self.journal_file = None;
+        if let Err(e) = remove_any(&self.txn_dir) {
+            problems.push(format!("removing {}: {e}", self.txn_dir.display()));
+        }
+        problems
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.undo_all();
+        }
+    }
+}
+
+/// A file being written: a temp file that becomes the destination on [`Txn::commit_file`], or
+/// disappears when dropped.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    dst: PathBuf,
+    file: Option<fs::File>,
+    bytes: u64,
+}
+
+impl PendingFile {
+    /// Appends bytes.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        match &mut self.file {
+            Some(f) => {
+                f.write_all(data).map_err(|e| Error::io(&self.tmp, e))?;
+                self.bytes += data.len() as u64;
+                Ok(())
+            }
+            None => Err(Error::io(&self.tmp, io::Error::other("already committed"))),
+        }
+    }
+
+    /// Where this file will end up.
+    pub fn destination(&self) -> &Path {
+        &self.dst
+    }
+}
+
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => {
+                let n = f.write(buf)?;
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            None => Err(io::Error::other("already committed")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() || !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Reads a whole small file, or `None` when it does not exist.
+pub(crate) fn read_optional(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+    match fs::File::open(path) {
+        Ok(f) => {
+            let mut buf = Vec::new();
+            f.take(limit)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(path, e))?;
+            Ok(Some(buf))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Relative path → content (None for directories) of everything under `root`.
+    fn snapshot(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                if e.file_type().unwrap().is_dir() {
+                    out.insert(rel, None);
+                    walk(root, &p, out);
+                } else {
+                    out.insert(rel, Some(fs::read(&p).unwrap()));
+                }
+            }
+        }
+        walk(root, root, &mut out);
+        out
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("bk");
+        fs::create_dir_all(root.join("U/00")).unwrap();
+        fs::write(root.join("U/Manifest.db"), b"old manifest").unwrap();
+        fs::write(root.join("U/00/001"), b"file one").unwrap();
+        fs::write(root.join("U/Status.plist"), b"old status").unwrap();
+        (d, root)
+    }
+
+    #[test]
+    fn paths_from_the_device_are_checked() {
+        let (_d, root) = setup();
+        let t = Txn::begin(&root, &["U"]).unwrap();
+        assert_eq!(t.resolve("U/00/001").unwrap(), root.join("U/00/001"));
+        assert_eq!(t.resolve("U/./Snapshot/").unwrap(), root.join("U/Snapshot"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "U/../../x",
+            "..",
+            "U/a\0b",
+            "OTHER/Manifest.db",
+            "U/.iosnap-txn-1/x",
+            ".",
+        ] {
+            assert!(t.resolve(bad).is_err(), "{bad:?} must be rejected");
+        }
+        std::os::unix::fs::symlink("/tmp", root.join("U/link")).unwrap();
+        assert!(t.resolve("U/link/x").is_err());
+        t.commit().unwrap();
+    }
+
+    #[test]
+    fn writes_never_touch_the_old_inode() {
+        let (_d, root) = setup();
+        // A "store" hard link to the previous snapshot's file.
+        let keep = root.join("keep");
+        fs::hard_link(root.join("U/Manifest.db"), &keep).unwrap();
+        let ino = fs::metadata(&keep).unwrap().ino();
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        let dst = t.resolve("U/Manifest.db").unwrap();
+        t.write_file(&dst, b"new manifest").unwrap();
+        t.commit().unwrap();
+        assert_eq!(fs::read(&keep).unwrap(), b"old manifest");
+        assert_eq!(fs::metadata(&keep).unwrap().ino(), ino);
+        assert_eq!(
+            fs::read(root.join("U/Manifest.db")).unwrap(),
+            b"new manifest"
+        );
+        // No temp or aside leftovers.
+        let names: Vec<_> = snapshot(&root).into_keys().collect();
+        assert!(names.iter().all(|n| !n.contains(TMP_MARK)), "{names:?}");
+    }
+
+    #[test]
+    fn rollback_restores_everything() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        // Everything a backup does: snapshot dir, uploads, moves over existing, removals, copies.
+        let snap = t.resolve("U/Snapshot/00").unwrap();
+        t.create_dir_all(&snap).unwrap();
+        t.write_file(&t.resolve("U/Snapshot/00/001").unwrap(), b"changed one")
+            .unwrap();
+        t.write_file(
+            &t.resolve("U/Snapshot/Manifest.db").unwrap(),
+            b"new manifest",
+        )
+        .unwrap();
+        t.rename(
+            &t.resolve("U/Snapshot/00/001").unwrap(),
+            &t.resolve("U/00/001").unwrap(),
+        )
+        .unwrap();
+        t.rename(
+            &t.resolve("U/Snapshot/Manifest.db").unwrap(),
+            &t.resolve("U/Manifest.db").unwrap(),
+        )
+        .unwrap();
+        t.copy(&t.resolve("U/00").unwrap(), &t.resolve("U/01").unwrap())
+            .unwrap();
+        t.remove(&t.resolve("U/Status.plist").unwrap()).unwrap();
+        t.remove(&t.resolve("U/Snapshot").unwrap()).unwrap();
+        t.remove(&t.resolve("U/does-not-exist").unwrap()).unwrap();
+        let mut p = t.create_file(&t.resolve("U/Info.plist").unwrap()).unwrap();
+        p.write_all(b"half").unwrap();
+        drop(p); // an interrupted write leaves nothing behind
+        assert_ne!(snapshot(&root), before);
+        let problems = t.rollback();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_txn_rolls_back() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        {
+            let mut t = Txn::begin(&root, &["U"]).unwrap();
+            t.write_file(&t.resolve("U/Status.plist").unwrap(), b"x")
+                .unwrap();
+            t.write_file(&t.resolve("U/new/deep/file").unwrap(), b"y")
+                .unwrap();
+        }
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn a_killed_transaction_is_undone_by_recover() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        t.write_file(&t.resolve("U/Snapshot/00/001").unwrap(), b"changed")
+            .unwrap();
+        t.rename(
+            &t.resolve("U/Snapshot/00/001").unwrap(),
+            &t.resolve("U/00/001").unwrap(),
+        )
+        .unwrap();
+        t.write_file(&t.resolve("U/Manifest.db").unwrap(), b"new manifest")
+            .unwrap();
+        t.remove(&t.resolve("U/Status.plist").unwrap()).unwrap();
+        t.write_file(&t.resolve("U/brand/new").unwrap(), b"n")
+            .unwrap();
+        let half = t.create_file(&t.resolve("U/Info.plist").unwrap()).unwrap();
+        // The process dies: no Drop, no rollback. A torn journal line is left too.
+        let journal = t.txn_dir.join(JOURNAL);
+        std::mem::forget(half);
+        std::mem::forget(t);
+        let mut f = fs::OpenOptions::new().append(true).open(&journal).unwrap();
+        f.write_all(b"X 2f746d702f").unwrap();
+        assert_ne!(snapshot(&root), before);
+        let problems = recover(&root).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(snapshot(&root), before);
+        // Nothing left to recover.
+        assert!(recover(&root).unwrap().is_empty());
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn a_committed_transaction_is_never_undone() {
+        let (_d, root) = setup();
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        t.write_file(&t.resolve("U/Manifest.db").unwrap(), b"new manifest")
+            .unwrap();
+        t.commit().unwrap();
+        let after = snapshot(&root);
+        assert!(recover(&root).unwrap().is_empty());
+        assert_eq!(snapshot(&root), after);
+        // A transaction directory whose journal is gone (commit interrupted while deleting the
+        // aside copies) is only cleaned up.
+        fs::create_dir(root.join(".iosnap-txn-deadbeef")).unwrap();
+        fs::write(root.join(".iosnap-txn-deadbeef/1"), b"old copy").unwrap();
+        assert!(recover(&root).unwrap().is_empty());
+        assert_eq!(snapshot(&root), after);
+    }
+
+    #[test]
+    fn journal_lines_round_trip() {
+        let u = Undo::Displaced {
+            path: PathBuf::from("/a b/c"),
+            aside: PathBuf::from("/x"),
+        };
+        let line = u.to_line();
+        match Undo::from_line(line.trim_end()).unwrap() {
+            Undo::Displaced { path, aside } => {
+                assert_eq!(path, PathBuf::from("/a b/c"));
+                assert_eq!(aside, PathBuf::from("/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in ["", "Q 00", "C zz", "X 2f", "C"] {
+            assert!(Undo::from_line(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rollback_of_first_backup_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("fresh");
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        t.write_file(&t.resolve("U/Info.plist").unwrap(), b"i")
+            .unwrap();
+        assert!(t.rollback().is_empty());
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn moving_a_directory_over_an_existing_one_replaces_it() {
+        let (_d, root) = setup();
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        t.write_file(&t.resolve("U/Snapshot/00/002").unwrap(), b"two")
+            .unwrap();
+        t.rename(
+            &t.resolve("U/Snapshot/00").unwrap(),
+            &t.resolve("U/00").unwrap(),
+        )
+        .unwrap();
+        t.commit().unwrap();
+        assert!(!root.join("U/00/001").exists());
+        assert_eq!(fs::read(root.join("U/00/002")).unwrap(), b"two");
+    }
+}
