@@ -32,6 +32,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Start a simulated iPhone, back it up with a progress bar, and show what it got.
     Demo(DemoArgs),
+    /// Which people's datasets (messages, contacts, calls …) a backup holds, with counts.
+    Datasets(crate::commands::datasets::DatasetsArgs),
+    /// Export a dataset (messages, contacts, calls) as HTML/TXT/CSV/JSON/vCard under --out.
+    /// (`export` itself is the snapshot export; this is `export-data`.)
+    #[command(name = "export-data")]
+    ExportData(crate::commands::export::ExportArgs),
     /// List connected devices (USB and Wi-Fi) with name, model, iOS, battery, encryption.
     Devices(crate::commands::devices::DevicesArgs),
     /// Back up a device into a standard backup folder DIR/<UDID>/.
@@ -42,6 +48,34 @@ pub enum Command {
     Encryption(crate::commands::encryption::EncryptionArgs),
     /// Run simulated iPhones behind a usbmuxd-compatible socket on loopback.
     Simulate(crate::commands::simulate::SimulateArgs),
+    /// Back up a connected device into a new snapshot of the library (then apply retention).
+    Snapshot(crate::commands::snapshot_backup::SnapshotBackupArgs),
+    /// List the snapshots in the library: date, iOS version, files, size, unique bytes.
+    Snapshots(crate::commands::snapshots::SnapshotsArgs),
+    /// Apply retention: delete old snapshots over the space budget (asks first by default).
+    Prune(crate::commands::prune::PruneArgs),
+    /// Protect a snapshot from retention and from `delete`.
+    Lock(crate::commands::snapshot_ops::LockArgs),
+    /// Remove a snapshot's protection.
+    Unlock(crate::commands::snapshot_ops::LockArgs),
+    /// Give a snapshot a label.
+    Label(crate::commands::snapshot_ops::LabelArgs),
+    /// Delete a snapshot, or every unlocked snapshot of a device with --all.
+    Delete(crate::commands::snapshot_ops::DeleteArgs),
+    /// Keep a copy of a snapshot that retention never deletes.
+    Archive(crate::commands::snapshot_ops::ArchiveArgs),
+    /// Write a snapshot as a standalone standard backup folder.
+    Export(crate::commands::snapshot_ops::ExportArgs),
+    /// Turn any standard backup folder into a snapshot, sharing unchanged files.
+    Import(crate::commands::snapshot_ops::ImportArgs),
+    /// Files added, removed and changed between two snapshots, by domain and app.
+    Diff(crate::commands::snapshot_ops::DiffArgs),
+    /// Check a snapshot of the library (like `verify` on its folder).
+    VerifySnapshot(crate::commands::snapshot_ops::VerifySnapshotArgs),
+    /// Backup locations: add a disk, list free space, filesystem and sharing method.
+    Location(crate::commands::location::LocationArgs),
+    /// Per-device settings: snapshots on/off, retention period, budget, asking before deleting.
+    Settings(crate::commands::location::SettingsArgs),
 }
 
 /// Options shared by every verb that opens a backup folder.

@@ -1,5 +1,9 @@
 //! `iosnap` — the command-line front end. Routing only: parse, call the libraries, render.
 
+// Doc comments on clap structs are the user's `--help` text, where `DIR/<UDID>/` is meant
+// literally; they are not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 mod cli;
 mod commands;
 mod password;

@@ -9,7 +9,7 @@
 //! The blob comes from the backup folder and is therefore untrusted: [`decode`] resolves every UID
 //! with a bounds check, follows at most [`MAX_UID_HOPS`] UID-to-UID links (so a cycle is reported,
 //! not looped over), never recurses on input, and reports problems as an [`MbFileError`], which
-//! the caller maps to [`Error::Corrupt`](crate::Error::Corrupt) with the row it came from.
+//! the caller maps to [`crate::Error::Corrupt`] with the row it came from.
 //!
 //! [`encode`] writes blobs the way a real phone does (same object order, `$top.root = UID(1)`,
 //! integer Unix times), because several third-party readers hard-code `$objects[1]`.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use iosnap_device::{DeviceSession, MuxAddr, list_devices};
+use iosnap_device::{DeviceSession, MuxAddr, SessionOptions, list_devices};
 use serde::Serialize;
 
 use crate::progress::human_bytes;
@@ -55,7 +55,17 @@ pub fn run(args: &DevicesArgs) -> Result<ExitCode> {
                 total_capacity: None,
                 error: None,
             };
-            let values = async { DeviceSession::connect(&mux, &d.udid).await?.values().await };
+            // Listing must never start pairing (a "Trust this computer?" prompt on the phone).
+            let opts = SessionOptions {
+                allow_pairing: false,
+                ..SessionOptions::default()
+            };
+            let values = async {
+                DeviceSession::connect_with(&mux, &d.udid, opts)
+                    .await?
+                    .values()
+                    .await
+            };
             match values.await {
                 Ok(v) => {
                     row.name = Some(v.device_name);

@@ -3,14 +3,21 @@
 
 pub mod backup;
 mod cat;
+pub mod datasets;
 mod demo;
 pub mod devices;
 pub mod encryption;
+pub mod export;
 mod extract;
 mod info;
+pub mod location;
 mod ls;
+pub mod prune;
 pub mod restore;
 pub mod simulate;
+pub mod snapshot_backup;
+pub mod snapshot_ops;
+pub mod snapshots;
 mod verify;
 
 use std::io::Write;
@@ -29,6 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info(a) => info::run(&a),
         Command::Ls(a) => ls::run(&a),
         Command::Cat(a) => cat::run(&a),
+        Command::Datasets(a) => datasets::run(&a),
+        Command::ExportData(a) => export::run(&a, cli.quiet),
         Command::Extract(a) => extract::run(&a, cli.quiet),
         Command::Verify(a) => verify::run(&a),
         Command::Demo(a) => demo::run(&a, cli.quiet),
@@ -37,6 +46,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => restore::run(&a, cli.quiet),
         Command::Encryption(a) => encryption::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Snapshot(a) => snapshot_backup::run(&a, cli.quiet),
+        Command::Snapshots(a) => snapshots::run(&a),
+        Command::Prune(a) => prune::run(&a),
+        Command::Lock(a) => snapshot_ops::run_lock(&a, true),
+        Command::Unlock(a) => snapshot_ops::run_lock(&a, false),
+        Command::Label(a) => snapshot_ops::run_label(&a),
+        Command::Delete(a) => snapshot_ops::run_delete(&a),
+        Command::Archive(a) => snapshot_ops::run_archive(&a),
+        Command::Export(a) => snapshot_ops::run_export(&a),
+        Command::Import(a) => snapshot_ops::run_import(&a),
+        Command::Diff(a) => snapshot_ops::run_diff(&a),
+        Command::VerifySnapshot(a) => snapshot_ops::run_verify(&a),
+        Command::Location(a) => location::run(&a),
+        Command::Settings(a) => location::run_settings(&a),
     }
 }
 

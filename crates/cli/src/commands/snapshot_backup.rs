@@ -1,0 +1,158 @@
+//! `iosnap snapshot`: back a connected device up into a new snapshot of the library.
+//!
+//! The staging folder starts as a clone of the device's latest snapshot (reflink, hard link or
+//! copy, per location), the device layer writes into it (every file through temp + rename, so
+//! shared files are never modified in place), then the store commits it atomically and runs
+//! retention. A failed or killed backup leaves the earlier snapshots untouched; its staging
+//! folder is removed by the next run.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use iosnap_device::{BackupOptions, DeviceSession, MuxAddr, backup};
+use iosnap_store::{PruneMode, PruneOutcome};
+
+use super::snapshots::{LibraryArgs, SnapshotJson};
+use crate::progress::{PercentProgress, human_bytes};
+
+/// `iosnap snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotBackupArgs {
+    #[command(flatten)]
+    pub lib: LibraryArgs,
+    /// The device (UDID). May be left out when exactly one device is connected.
+    #[arg(long, short = 'u', value_name = "UDID")]
+    pub device: Option<String>,
+    /// Delete snapshots retention selects without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the new snapshot as JSON (see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `iosnap snapshot`.
+pub fn run(args: &SnapshotBackupArgs, quiet: bool) -> Result<ExitCode> {
+    // One runtime for the whole session (its sockets belong to it); the store's work is
+    // synchronous and runs in between, on this thread.
+    super::block_on(async {
+        let mux = MuxAddr::from_env()?;
+        let wanted = super::backup::pick_device(&mux, args.device.as_deref()).await?;
+        let session = DeviceSession::connect(&mux, &wanted).await?;
+        let udid = session.udid().to_string();
+        let lib = args.lib.open_for(Some(&udid))?;
+        preflight(&lib, &udid, quiet)?;
+        let staging = lib.begin(&udid)?;
+        if !quiet {
+            let c = staging.clone_report();
+            eprintln!(
+                "Snapshot of {udid} in {} (sharing: {}; {} files cloned from {})",
+                lib.root().display(),
+                staging.method().name(),
+                c.shared + c.copied,
+                staging.base().unwrap_or("nothing")
+            );
+        }
+        let target = staging.device_target().to_path_buf();
+        let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
+        let summary = backup(&session, &target, &BackupOptions::default(), |p| {
+            bar.set(p.percent, p.bytes, p.files)
+        })
+        .await;
+        bar.finish();
+        let summary = summary
+            .with_context(|| format!("backing up {udid}; earlier snapshots are untouched"))?;
+        finish(&lib, args, staging, &summary)
+    })
+}
+
+/// Compares the space the backup is likely to need (what the last snapshot added, at least
+/// 5 % of its size) with the free space: stops when it cannot fit, warns when it is tight.
+fn preflight(lib: &iosnap_store::Library, udid: &str, quiet: bool) -> Result<()> {
+    let previous = lib.snapshots(udid)?;
+    let free = iosnap_store::free_space(lib.root())?;
+    if let Some(last) = previous.last() {
+        let need = last.usage.unique.max(last.usage.size / 20);
+        if need > free {
+            bail!(
+                "{}: only {} free, a backup of {udid} is likely to need about {}; free space \
+                 or choose another --library",
+                lib.root().display(),
+                human_bytes(free),
+                human_bytes(need)
+            );
+        }
+        if free < last.usage.size / 2 && !quiet {
+            eprintln!(
+                "warning: {} free in {}; the last backup of {udid} was {}",
+                human_bytes(free),
+                lib.root().display(),
+                human_bytes(last.usage.size)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Commits the staging folder, runs retention, prints the result.
+fn finish(
+    lib: &iosnap_store::Library,
+    args: &SnapshotBackupArgs,
+    staging: iosnap_store::Staging<'_>,
+    summary: &iosnap_device::BackupSummary,
+) -> Result<ExitCode> {
+    let udid = staging.udid().to_string();
+    let snap = staging.commit()?;
+    let info = snap.info()?;
+
+    let mode = if args.yes {
+        PruneMode::Yes
+    } else if std::io::stdin().is_terminal() && !args.json {
+        PruneMode::Interactive
+    } else {
+        PruneMode::NonInteractive
+    };
+    let (plan, outcome) = iosnap_store::prune(lib, &udid, mode, &mut |p| {
+        eprint!(
+            "Retention: delete {} old snapshot(s) of {udid} (extra space {} over budget {})? [y/N] ",
+            p.delete.len(),
+            human_bytes(p.extra_bytes),
+            human_bytes(p.budget_bytes)
+        );
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+    })?;
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "snapshot": SnapshotJson::from(&info),
+            "files_received": summary.files_received,
+            "bytes_received": summary.bytes_received,
+            "full": summary.full,
+            "retention": outcome,
+            "retention_delete": plan.delete.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!(
+            "{} ({} backup): {} files received ({}); snapshot {} , {} only in it",
+            info.reference(),
+            if summary.full { "full" } else { "incremental" },
+            summary.files_received,
+            human_bytes(summary.bytes_received),
+            human_bytes(info.usage.size),
+            human_bytes(info.usage.unique)
+        );
+        match outcome {
+            PruneOutcome::Deleted => {
+                println!("retention deleted {} old snapshot(s)", plan.delete.len())
+            }
+            PruneOutcome::NeedsConfirmation => println!(
+                "retention would delete {} old snapshot(s); run `iosnap prune --yes` to do it",
+                plan.delete.len()
+            ),
+            _ => {}
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
