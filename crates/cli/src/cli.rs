@@ -34,7 +34,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Which people's datasets (messages, contacts, calls …) a backup holds, with counts.
     Datasets(crate::commands::datasets::DatasetsArgs),
-    /// Export a dataset (messages, contacts, calls) as HTML/TXT/CSV/JSON/vCard under --out.
+    /// Export people's data (messages, contacts, calls, calendar, Safari, voicemail, voice memos,
+    /// apps, photos) as HTML/TXT/CSV/JSON/vCard/ics/files under --out.
     /// (`export` itself is the snapshot export; this is `export-data`.)
     #[command(name = "export-data")]
     ExportData(crate::commands::export::ExportArgs),
@@ -48,8 +49,6 @@ pub enum Command {
     Encryption(crate::commands::encryption::EncryptionArgs),
     /// Run simulated iPhones behind a usbmuxd-compatible socket on loopback.
     Simulate(crate::commands::simulate::SimulateArgs),
-    /// Back up a connected device into a new snapshot of the library (then apply retention).
-    Snapshot(crate::commands::snapshot_backup::SnapshotBackupArgs),
     /// List the snapshots in the library: date, iOS version, files, size, unique bytes.
     Snapshots(crate::commands::snapshots::SnapshotsArgs),
     /// Apply retention: delete old snapshots over the space budget (asks first by default).
@@ -72,6 +71,8 @@ pub enum Command {
     Diff(crate::commands::snapshot_ops::DiffArgs),
     /// Check a snapshot of the library (like `verify` on its folder).
     VerifySnapshot(crate::commands::snapshot_ops::VerifySnapshotArgs),
+    /// Forget a device: its settings and, after confirmation, its backups in the library.
+    Forget(crate::commands::snapshot_ops::ForgetArgs),
     /// Backup locations: add a disk, list free space, filesystem and sharing method.
     Location(crate::commands::location::LocationArgs),
     /// Per-device settings: snapshots on/off, retention period, budget, asking before deleting.
@@ -81,9 +82,15 @@ pub enum Command {
 /// Options shared by every verb that opens a backup folder.
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// The backup folder (the one holding Manifest.db / Manifest.plist, or its parent if it
-    /// holds exactly one backup).
+    /// The backup: a folder (the one holding Manifest.db / Manifest.plist, or its parent if it
+    /// holds exactly one backup), or a snapshot of the library: `UDID@latest`,
+    /// `UDID@2026-11-24T213000Z`, `UDID` (its latest) or `latest`.
     pub dir: PathBuf,
+
+    /// The library that snapshot references are looked up in (default: $IOSNAP_LIBRARY, else
+    /// $XDG_DATA_HOME/iosnap).
+    #[arg(long, value_name = "DIR")]
+    pub library: Option<PathBuf>,
 
     /// Read the backup password from this file (first line). Otherwise IOSNAP_PASSWORD, or a
     /// prompt on a terminal. There is deliberately no way to pass it as an argument.

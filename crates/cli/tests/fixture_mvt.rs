@@ -203,3 +203,48 @@ fn walk(dir: &std::path::Path) -> BTreeSet<String> {
     }
     out
 }
+
+#[test]
+fn inspection_verbs_accept_a_snapshot_reference() {
+    let lib = tempfile::tempdir().expect("tmp");
+    iosnap()
+        .arg("import")
+        .arg(fixture())
+        .arg("--library")
+        .arg(lib.path())
+        .assert()
+        .success();
+    for reference in ["latest", "1CB128EAFA77C5BE74283E9A3A2130AF36A3C059@latest"] {
+        let out = iosnap()
+            .args(["ls", "-R", reference, "--library"])
+            .arg(lib.path())
+            .assert()
+            .success();
+        assert_eq!(
+            String::from_utf8_lossy(&out.get_output().stdout)
+                .lines()
+                .count(),
+            3721
+        );
+    }
+    let out = iosnap()
+        .args([
+            "cat",
+            "latest",
+            "HomeDomain",
+            "Library/SMS/sms.db",
+            "--library",
+        ])
+        .arg(lib.path())
+        .assert()
+        .success();
+    let on_disk =
+        std::fs::read(fixture().join("3d/3d0d7e5fb2ce288813306e4d4636395e047a3d28")).expect("read");
+    assert_eq!(out.get_output().stdout, on_disk);
+    let a = iosnap()
+        .args(["info", "nope@latest", "--library"])
+        .arg(lib.path())
+        .assert()
+        .code(1);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("nope@latest"));
+}

@@ -71,7 +71,7 @@ fn two_snapshot_backups_share_unchanged_files() {
         serde_json::from_slice(&out.stdout).expect("json")
     };
 
-    let first = run(iosnap().args(["snapshot", "--json"]));
+    let first = run(iosnap().args(["backup", "--json"]));
     let p1 = PathBuf::from(first["snapshot"]["path"].as_str().expect("path"));
     let before = tree(&p1);
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -79,7 +79,7 @@ fn two_snapshot_backups_share_unchanged_files() {
         .expect("device")
         .churn(0.05)
         .expect("churn");
-    let second = run(iosnap().args(["snapshot", "--json"]));
+    let second = run(iosnap().args(["backup", "--json"]));
     let p2 = PathBuf::from(second["snapshot"]["path"].as_str().expect("path"));
     assert_ne!(p1, p2);
     assert_eq!(second["full"], false, "{second}");

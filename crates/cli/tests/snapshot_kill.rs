@@ -71,7 +71,7 @@ fn kill_9_during_snapshot_backups() {
         assert!(st.success());
     }
     let ok = cmd(t, &addr)
-        .args(["snapshot", "-q"])
+        .args(["backup", "-q"])
         .stdout(Stdio::null())
         .status()
         .expect("run");
@@ -89,7 +89,7 @@ fn kill_9_during_snapshot_backups() {
                 .expect("churn");
         }
         let mut child = cmd(t, &addr)
-            .args(["snapshot", "-q"])
+            .args(["backup", "-q"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,7 +113,7 @@ fn kill_9_during_snapshot_backups() {
     }
     // The next backup succeeds and leaves no staging behind.
     let out = cmd(t, &addr)
-        .args(["snapshot", "--json"])
+        .args(["backup", "--json"])
         .output()
         .expect("run");
     assert!(

@@ -84,13 +84,13 @@ fn encrypted_shared_snapshot_opens_in_iphone_backup_decrypt() {
     let udid = sim.udids().remove(0);
 
     ok(cmd(t, &addr).args(["encryption", "on", "--device", &udid]));
-    ok(cmd(t, &addr).args(["snapshot", "-q"]));
+    ok(cmd(t, &addr).args(["backup", "-q"]));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     sim.device(&udid)
         .expect("device")
         .churn(0.05)
         .expect("churn");
-    let out = ok(cmd(t, &addr).args(["snapshot", "-q", "--json"]));
+    let out = ok(cmd(t, &addr).args(["backup", "-q", "--json"]));
     let j: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(j["snapshot"]["encrypted"], true, "{j}");
     let snap = PathBuf::from(j["snapshot"]["path"].as_str().expect("path"));

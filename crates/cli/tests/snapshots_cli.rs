@@ -133,6 +133,50 @@ fn snapshot_verbs_end_to_end() {
     );
     let out = stdout(iosnap(t).args(["location", "list", "--json"]));
     assert!(out.contains("iosnap.Backups"), "{out}");
+
+    // Move the device's snapshots to another disk; its location setting follows.
+    stdout(iosnap(t).args(["import"]).arg(t.join("b1")));
+    let out = stdout(
+        iosnap(t)
+            .args(["location", "move", "--device", UDID])
+            .arg(t.join("disk2")),
+    );
+    assert!(out.contains("Moved 1 snapshot"), "{out}");
+    assert_eq!(count(t), 0);
+    let moved = t.join("disk2/iosnap.Backups");
+    let out = stdout(
+        iosnap(t)
+            .args(["snapshots", "--json", "--library"])
+            .arg(&moved),
+    );
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&out)
+            .expect("json")
+            .len(),
+        1
+    );
+    let out = stdout(iosnap(t).args(["settings", "show", "--device", UDID]));
+    assert!(out.contains("disk2/iosnap.Backups"), "{out}");
+
+    // Forget: refused without confirmation (nothing changes), then done with --yes.
+    let lib2 = ["--library", moved.to_str().expect("utf-8")];
+    iosnap(t)
+        .args(["forget", UDID])
+        .args(lib2)
+        .assert()
+        .failure();
+    assert!(
+        t.join("config/devices")
+            .join(format!("{UDID}.toml"))
+            .is_file()
+    );
+    stdout(iosnap(t).args(["forget", UDID, "--yes"]).args(lib2));
+    assert!(!moved.join(UDID).exists());
+    assert!(
+        !t.join("config/devices")
+            .join(format!("{UDID}.toml"))
+            .exists()
+    );
 }
 
 fn count(t: &Path) -> usize {

@@ -566,7 +566,7 @@ pub async fn restore(
         req.insert("Options".into(), plist::Value::Dictionary(o));
         let run = async {
             dl.send_process_message("Restore", req).await?;
-            let mut txn = Txn::begin(&root, &[&source, &udid])?;
+            let mut txn = Txn::read_only(&root, &[&source, &udid]);
             let mut stats = LoopStats::default();
             let out = dl
                 .run_loop("restore", &mut txn, &mut stats, &mut progress)
@@ -597,7 +597,7 @@ async fn content_request(session: &DeviceSession, backup_dir: &Path, name: &str)
     req.insert("TargetIdentifier".into(), udid.clone().into());
     req.insert("SourceIdentifier".into(), source.clone().into());
     dl.send_process_message(name, req).await?;
-    let mut txn = Txn::begin(&root, &[&source, &udid])?;
+    let mut txn = Txn::read_only(&root, &[&source, &udid]);
     let mut stats = LoopStats::default();
     let out = dl.run_loop(name, &mut txn, &mut stats, &mut |_| {}).await;
     let fin = finish_txn(txn, out)?;
@@ -674,26 +674,13 @@ pub async fn change_password(
         req.insert("NewPassword".into(), n.into());
     }
     dl.send_process_message("ChangePassword", req).await?;
-    // The phone normally sends no file requests here; a private scratch folder absorbs any.
-    let scratch = std::env::temp_dir().join(format!(
-        "{}chpw-{}",
-        crate::store::TMP_MARK,
-        info_plist::new_guid()
-    ));
-    let mut txn = Txn::begin(&scratch, &[&udid])?;
+    // The phone normally sends no file requests here; there is no folder it may change.
+    let mut txn = Txn::read_only(&std::env::temp_dir().join(".iosnap-no-folder"), &[&udid]);
     let mut stats = LoopStats::default();
     let out = dl
         .run_loop("ChangePassword", &mut txn, &mut stats, &mut |_| {})
         .await;
-    let problems = txn.rollback();
-    let _ = std::fs::remove_dir_all(&scratch);
-    let fin = out?;
-    if !problems.is_empty() {
-        return Err(Error::io(
-            &scratch,
-            std::io::Error::other(problems.join("; ")),
-        ));
-    }
+    let fin = finish_txn(txn, out)?;
     check_result(&udid, &fin)?;
     dl.disconnect().await;
     let now_on = session.will_encrypt().await?;

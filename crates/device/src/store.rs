@@ -120,6 +120,7 @@ pub struct Txn {
     journal: Vec<Undo>,
     counter: u64,
     finished: bool,
+    read_only: bool,
 }
 
 fn random_suffix() -> String {
@@ -203,6 +204,7 @@ impl Txn {
             journal: Vec::new(),
             counter: 0,
             finished: false,
+            read_only: false,
         };
         if !root.exists() {
             t.create_dir_all_abs(root)?;
@@ -218,8 +220,37 @@ impl Txn {
         Ok(t)
     }
 
+    /// A transaction that refuses every change and creates nothing: for operations in which
+    /// the phone only reads (restore, Info, List), so a read-only snapshot can be used.
+    pub fn read_only(root: &Path, allowed_first: &[&str]) -> Txn {
+        Txn {
+            root: root.to_path_buf(),
+            allowed_first: allowed_first.iter().map(|s| s.to_string()).collect(),
+            txn_dir: PathBuf::new(),
+            journal_file: None,
+            journal: Vec::new(),
+            counter: 0,
+            finished: false,
+            read_only: true,
+        }
+    }
+
+    fn refuse_if_read_only(&self, path: &Path) -> Result<()> {
+        if self.read_only {
+            return Err(Error::io(
+                path,
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the device asked to change the backup folder during a read-only operation",
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes the intent to the on-disk journal, then remembers it.
     fn record(&mut self, u: Undo) -> Result<()> {
+        self.refuse_if_read_only(&self.root)?;
         if let Some(f) = &mut self.journal_file {
             let jpath = self.txn_dir.join(JOURNAL);
             f.write_all(u.to_line().as_bytes())
@@ -317,6 +348,9 @@ impl Txn {
             }
             missing.push(p.to_path_buf());
             cur = p.parent();
+        }
+        if let Some(first) = missing.last() {
+            self.refuse_if_read_only(first)?;
         }
         for p in missing.into_iter().rev() {
             // mkdir first, journal second: a crash in between leaves at worst an empty
@@ -493,6 +527,9 @@ impl Txn {
     /// Keeps every change and drops what was set aside.
     pub fn commit(mut self) -> Result<()> {
         self.finished = true;
+        if self.read_only {
+            return Ok(());
+        }
         // Make every rename durable before the aside copies go away.
         if !syncfs(&self.root) {
             fsync_dir(&self.root);
@@ -520,6 +557,9 @@ impl Txn {
             }
         }
         self.journal_file = None;
+        if self.read_only {
+            return problems;
+        }
         if let Err(e) = remove_any(&self.txn_dir) {
             problems.push(format!("removing {}: {e}", self.txn_dir.display()));
         }
@@ -789,6 +829,20 @@ mod tests {
         fs::write(root.join(".iosnap-txn-deadbeef/1"), b"old copy").unwrap();
         assert!(recover(&root).unwrap().is_empty());
         assert_eq!(snapshot(&root), after);
+    }
+
+    #[test]
+    fn read_only_transactions_refuse_changes_and_create_nothing() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        let mut t = Txn::read_only(&root, &["U"]);
+        let p = t.resolve("U/Manifest.db").unwrap();
+        assert!(t.write_file(&p, b"x").is_err());
+        assert!(t.remove(&p).is_err());
+        assert!(t.create_dir_all(&t.resolve("U/new/dir").unwrap()).is_err());
+        assert!(t.rename(&p, &t.resolve("U/other").unwrap()).is_err());
+        t.commit().unwrap();
+        assert_eq!(snapshot(&root), before);
     }
 
     #[test]

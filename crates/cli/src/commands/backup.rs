@@ -16,9 +16,15 @@ pub struct BackupArgs {
     #[arg(long, short = 'u', value_name = "UDID")]
     pub device: Option<String>,
     /// Write the standard backup folder DIR/<UDID>/ (an earlier backup there is updated
-    /// incrementally, and left untouched if this one fails).
+    /// incrementally, and left untouched if this one fails). Without it, the backup becomes a
+    /// new snapshot in the library (sharing unchanged files with the previous one).
     #[arg(long, value_name = "DIR")]
-    pub to: PathBuf,
+    pub to: Option<PathBuf>,
+    #[command(flatten)]
+    pub lib: super::snapshots::LibraryArgs,
+    /// Snapshots: delete the snapshots retention selects without asking.
+    #[arg(long)]
+    pub yes: bool,
     /// Ask the device for a full backup even if an earlier one exists.
     #[arg(long)]
     pub full: bool,
@@ -47,14 +53,27 @@ pub async fn pick_device(mux: &MuxAddr, wanted: Option<&str>) -> Result<String> 
 }
 
 pub fn run(args: &BackupArgs, quiet: bool) -> Result<ExitCode> {
+    let Some(to) = &args.to else {
+        let snap = super::snapshot_backup::SnapshotBackupArgs {
+            lib: &args.lib,
+            device: args.device.clone(),
+            full: args.full,
+            yes: args.yes,
+            json: args.json,
+        };
+        return super::snapshot_backup::run(&snap, quiet);
+    };
+    if args.lib.library.is_some() {
+        bail!("--library is for snapshots; with --to the backup goes to that folder");
+    }
     super::block_on(async {
         let mux = MuxAddr::from_env()?;
         let udid = pick_device(&mux, args.device.as_deref()).await?;
         let session = DeviceSession::connect(&mux, &udid).await?;
-        std::fs::create_dir_all(&args.to)?;
+        std::fs::create_dir_all(to)?;
         let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
         let opts = BackupOptions { full: args.full };
-        let summary = backup(&session, &args.to, &opts, |p| {
+        let summary = backup(&session, to, &opts, |p| {
             bar.set(p.percent, p.bytes, p.files)
         })
         .await;

@@ -1,6 +1,7 @@
-//! `iosnap export DATASET DIR --out OUT [--format F] [--json]`: one dataset written the way
-//! people expect (messages → HTML/TXT/CSV/JSON, contacts → vCard/CSV, calls → CSV/JSON), under
-//! OUT only.
+//! `iosnap export-data DATASET DIR --out OUT [--format F] [--json]`: one dataset written the way
+//! people expect (messages → HTML/TXT/CSV/JSON, contacts → vCard/CSV, calls → CSV/JSON,
+//! calendar → .ics, Safari history → CSV/JSON, bookmarks → HTML, voicemail and voice memos →
+//! audio + CSV, apps → CSV/JSON, photos → original files with albums as folders), under OUT only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,14 +17,17 @@ use crate::sanitize::for_terminal;
 /// `iosnap export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// What to export: messages, contacts, calls.
+    /// What to export: messages, contacts, calls, calendar, safari-history, safari-bookmarks,
+    /// voicemail, voice-memos, apps, photos.
     pub dataset: String,
     #[command(flatten)]
     pub open: OpenArgs,
     /// Output folder (created with mode 0700); nothing is written outside it.
     #[arg(long, short = 'o', value_name = "OUT")]
     pub out: PathBuf,
-    /// Format: messages html|txt|csv|json, contacts vcf|vcf4|csv, calls csv|json (default: the first).
+    /// Format: messages html|txt|csv|json, contacts vcf|vcf4|csv, calls csv|json, calendar ics,
+    /// safari-history csv|json, safari-bookmarks html, voicemail/voice-memos audio, apps csv|json,
+    /// photos files (default: the first).
     #[arg(long, short = 'f', value_name = "F")]
     pub format: Option<String>,
     /// Print the export report as JSON (see docs/json.md).
@@ -70,7 +74,11 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
         for_terminal(&report.out.display().to_string())
     );
     if report.groups > 0 {
-        println!("  {} conversations", report.groups);
+        let what = match dataset {
+            Dataset::Calendar => "calendars",
+            _ => "conversations",
+        };
+        println!("  {} {what}", report.groups);
     }
     println!("  {} files written", report.files_written);
     if report.attachments_copied

@@ -27,6 +27,19 @@ pub enum LocationAction {
         /// The disk's mount point or a folder.
         path: PathBuf,
     },
+    /// Move a device's snapshots to another location (PATH/iosnap.Backups/, or PATH itself
+    /// if it already is a library), keeping the sharing between them; the device's
+    /// `location` setting then points there.
+    Move {
+        /// The device (UDID).
+        #[arg(long, short = 'u', value_name = "UDID")]
+        device: String,
+        /// The destination disk, folder or library.
+        path: PathBuf,
+        /// The library the snapshots are in now (default: the device's current location).
+        #[arg(long, value_name = "DIR")]
+        library: Option<PathBuf>,
+    },
     /// List the default and registered locations: free space, filesystem, sharing method.
     List {
         /// Print JSON (see docs/json.md).
@@ -88,6 +101,48 @@ pub fn run(args: &LocationArgs) -> Result<ExitCode> {
                 d.sharing.map(SharingMethod::name).unwrap_or("?")
             );
             println!("Use it with --library {}", root.display());
+        }
+        LocationAction::Move {
+            device,
+            path,
+            library,
+        } => {
+            let src = super::snapshots::LibraryArgs {
+                library: library.clone(),
+            }
+            .open_for(Some(device))?;
+            let is_library = path.file_name().is_some_and(|n| n == "iosnap.Backups")
+                || path.join(iosnap_store::library::CATALOG_FILE).is_file();
+            let root = if is_library {
+                path.clone()
+            } else {
+                path.join("iosnap.Backups")
+            };
+            let dest = iosnap_store::Library::open(
+                &root,
+                config.clone(),
+                std::sync::Arc::new(iosnap_store::SystemClock),
+            )?;
+            let root = root
+                .canonicalize()
+                .with_context(|| format!("{}", root.display()))?;
+            let rep = src.move_device(device, &dest)?;
+            let mut s = config.device(device)?;
+            s.location = Some(root.clone());
+            config.save_device(device, &s)?;
+            let mut l: Locations = config.locations()?;
+            if !l.locations.contains(&root) {
+                l.locations.push(root.clone());
+                config.save_locations(&l)?;
+            }
+            println!(
+                "Moved {} snapshot(s) of {device} to {} ({} files shared, {} copied; sharing: {})",
+                rep.snapshots,
+                root.display(),
+                rep.shared,
+                rep.copied,
+                dest.sharing_method(device)?.name()
+            );
         }
         LocationAction::List { json } => {
             let mut rows = vec![describe(iosnap_store::default_location()?, true)];

@@ -46,7 +46,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => restore::run(&a, cli.quiet),
         Command::Encryption(a) => encryption::run(&a),
         Command::Simulate(a) => simulate::run(&a),
-        Command::Snapshot(a) => snapshot_backup::run(&a, cli.quiet),
         Command::Snapshots(a) => snapshots::run(&a),
         Command::Prune(a) => prune::run(&a),
         Command::Lock(a) => snapshot_ops::run_lock(&a, true),
@@ -58,6 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(a) => snapshot_ops::run_import(&a),
         Command::Diff(a) => snapshot_ops::run_diff(&a),
         Command::VerifySnapshot(a) => snapshot_ops::run_verify(&a),
+        Command::Forget(a) => snapshot_ops::run_forget(&a),
         Command::Location(a) => location::run(&a),
         Command::Settings(a) => location::run_settings(&a),
     }
@@ -112,10 +112,42 @@ pub fn resolve_backup_dir(dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Finds what `args.dir` names: an existing folder, else a snapshot reference of the library.
+fn locate(args: &OpenArgs) -> Result<PathBuf> {
+    if args.dir.exists() {
+        return resolve_backup_dir(&args.dir);
+    }
+    let reference = args.dir.to_string_lossy().into_owned();
+    let lib = snapshots::LibraryArgs {
+        library: args.library.clone(),
+    };
+    let library = lib.open_for(snapshots::udid_of(&reference))?;
+    let snap = if reference == "latest" {
+        library
+            .all_snapshots()?
+            .into_iter()
+            .max_by(|a, b| a.name.cmp(&b.name))
+            .with_context(|| {
+                format!(
+                    "the library in {} has no snapshots",
+                    library.root().display()
+                )
+            })?
+    } else {
+        library.resolve(&reference).with_context(|| {
+            format!(
+                "{reference} is neither a folder nor a snapshot of the library in {}",
+                library.root().display()
+            )
+        })?
+    };
+    Ok(snap.path)
+}
+
 /// Opens a backup and, when it is encrypted, unlocks it with the password from the usual
 /// sources (never argv).
 pub fn open_unlocked(args: &OpenArgs) -> Result<Backup> {
-    let dir = resolve_backup_dir(&args.dir)?;
+    let dir = locate(args)?;
     let mut backup = Backup::open(&dir)?;
     if backup.is_encrypted() && !backup.is_unlocked() {
         let what = format!("the backup in {}", dir.display());
@@ -128,7 +160,7 @@ pub fn open_unlocked(args: &OpenArgs) -> Result<Backup> {
 /// Opens a backup, unlocking it only when a password is available without asking for one on
 /// a non-terminal (used by `info`, which shows what it can of a locked backup).
 pub fn open_maybe_unlocked(args: &OpenArgs) -> Result<Backup> {
-    let dir = resolve_backup_dir(&args.dir)?;
+    let dir = locate(args)?;
     let mut backup = Backup::open(&dir)?;
     if backup.is_encrypted() && !backup.is_unlocked() {
         let what = format!("the backup in {}", dir.display());

@@ -1,4 +1,5 @@
-//! `iosnap snapshot`: back a connected device up into a new snapshot of the library.
+//! `iosnap backup` (without `--to`): back a connected device up into a new snapshot of the
+//! library.
 //!
 //! The staging folder starts as a clone of the device's latest snapshot (reflink, hard link or
 //! copy, per location), the device layer writes into it (every file through temp + rename, so
@@ -10,31 +11,29 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use iosnap_device::{BackupOptions, DeviceSession, MuxAddr, backup};
 use iosnap_store::{PruneMode, PruneOutcome};
 
 use super::snapshots::{LibraryArgs, SnapshotJson};
 use crate::progress::{PercentProgress, human_bytes};
 
-/// `iosnap snapshot`.
-#[derive(Debug, Args)]
-pub struct SnapshotBackupArgs {
-    #[command(flatten)]
-    pub lib: LibraryArgs,
+/// What `iosnap backup` into the library needs (filled from `BackupArgs`).
+#[derive(Debug)]
+pub struct SnapshotBackupArgs<'a> {
+    /// Where the library is.
+    pub lib: &'a LibraryArgs,
     /// The device (UDID). May be left out when exactly one device is connected.
-    #[arg(long, short = 'u', value_name = "UDID")]
     pub device: Option<String>,
+    /// Ask the device for a full backup.
+    pub full: bool,
     /// Delete snapshots retention selects without asking.
-    #[arg(long)]
     pub yes: bool,
     /// Print the new snapshot as JSON (see docs/json.md).
-    #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `iosnap snapshot`.
-pub fn run(args: &SnapshotBackupArgs, quiet: bool) -> Result<ExitCode> {
+/// Runs `iosnap backup` into a new snapshot.
+pub fn run(args: &SnapshotBackupArgs<'_>, quiet: bool) -> Result<ExitCode> {
     // One runtime for the whole session (its sockets belong to it); the store's work is
     // synchronous and runs in between, on this thread.
     super::block_on(async {
@@ -43,7 +42,8 @@ pub fn run(args: &SnapshotBackupArgs, quiet: bool) -> Result<ExitCode> {
         let session = DeviceSession::connect(&mux, &wanted).await?;
         let udid = session.udid().to_string();
         let lib = args.lib.open_for(Some(&udid))?;
-        preflight(&lib, &udid, quiet)?;
+        let used = session.values().await.ok().and_then(|v| v.used_capacity);
+        preflight(&lib, &udid, used, quiet)?;
         let staging = lib.begin(&udid)?;
         if !quiet {
             let c = staging.clone_report();
@@ -57,7 +57,7 @@ pub fn run(args: &SnapshotBackupArgs, quiet: bool) -> Result<ExitCode> {
         }
         let target = staging.device_target().to_path_buf();
         let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
-        let summary = backup(&session, &target, &BackupOptions::default(), |p| {
+        let summary = backup(&session, &target, &BackupOptions { full: args.full }, |p| {
             bar.set(p.percent, p.bytes, p.files)
         })
         .await;
@@ -68,30 +68,43 @@ pub fn run(args: &SnapshotBackupArgs, quiet: bool) -> Result<ExitCode> {
     })
 }
 
-/// Compares the space the backup is likely to need (what the last snapshot added, at least
-/// 5 % of its size) with the free space: stops when it cannot fit, warns when it is tight.
-fn preflight(lib: &iosnap_store::Library, udid: &str, quiet: bool) -> Result<()> {
+/// Compares the space the backup is likely to need with the free space: stops when it
+/// cannot fit, warns when it is tight. A first backup needs about the phone's used capacity;
+/// a later one about what the last snapshot added (at least 5 % of its size).
+fn preflight(
+    lib: &iosnap_store::Library,
+    udid: &str,
+    used_capacity: Option<u64>,
+    quiet: bool,
+) -> Result<()> {
     let previous = lib.snapshots(udid)?;
     let free = iosnap_store::free_space(lib.root())?;
-    if let Some(last) = previous.last() {
-        let need = last.usage.unique.max(last.usage.size / 20);
-        if need > free {
-            bail!(
-                "{}: only {} free, a backup of {udid} is likely to need about {}; free space \
-                 or choose another --library",
-                lib.root().display(),
-                human_bytes(free),
-                human_bytes(need)
-            );
-        }
-        if free < last.usage.size / 2 && !quiet {
-            eprintln!(
-                "warning: {} free in {}; the last backup of {udid} was {}",
-                human_bytes(free),
-                lib.root().display(),
-                human_bytes(last.usage.size)
-            );
-        }
+    let (need, why) = match previous.last() {
+        Some(last) => (
+            last.usage.unique.max(last.usage.size / 20),
+            "what the last snapshot added",
+        ),
+        None => match used_capacity {
+            Some(u) => (u, "the space in use on the device"),
+            None => return Ok(()),
+        },
+    };
+    if need > free {
+        bail!(
+            "{}: only {} free, a backup of {udid} is likely to need about {} ({why}); free \
+             space or choose another --library",
+            lib.root().display(),
+            human_bytes(free),
+            human_bytes(need)
+        );
+    }
+    if need > free / 10 * 9 && !quiet {
+        eprintln!(
+            "warning: space is tight in {}: {} free, about {} needed ({why})",
+            lib.root().display(),
+            human_bytes(free),
+            human_bytes(need)
+        );
     }
     Ok(())
 }
@@ -99,7 +112,7 @@ fn preflight(lib: &iosnap_store::Library, udid: &str, quiet: bool) -> Result<()>
 /// Commits the staging folder, runs retention, prints the result.
 fn finish(
     lib: &iosnap_store::Library,
-    args: &SnapshotBackupArgs,
+    args: &SnapshotBackupArgs<'_>,
     staging: iosnap_store::Staging<'_>,
     summary: &iosnap_device::BackupSummary,
 ) -> Result<ExitCode> {
@@ -135,7 +148,7 @@ fn finish(
         }))?;
     } else {
         println!(
-            "{} ({} backup): {} files received ({}); snapshot {} , {} only in it",
+            "{} ({} backup): {} files received ({}); {} in the snapshot, {} only in it",
             info.reference(),
             if summary.full { "full" } else { "incremental" },
             summary.files_received,

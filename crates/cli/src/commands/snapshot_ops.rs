@@ -318,3 +318,43 @@ pub fn run_verify(args: &VerifySnapshotArgs) -> Result<ExitCode> {
         ExitCode::from(crate::exit::PROBLEMS)
     })
 }
+
+/// `iosnap forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub lib: LibraryArgs,
+    /// The device (UDID).
+    pub device: String,
+    /// Also delete its snapshots and archives without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Runs `iosnap forget`: removes the device's settings and, once confirmed, its backups in
+/// the library. The pairing record belongs to usbmuxd / the device layer and is left alone.
+pub fn run_forget(args: &ForgetArgs) -> Result<ExitCode> {
+    let lib = args.lib.open_for(Some(&args.device))?;
+    let udid = &args.device;
+    let n = lib.snapshots(udid)?.len();
+    let archives = lib.archives(udid)?.len();
+    let has_backups = lib.devices()?.iter().any(|d| d == udid);
+    if has_backups {
+        let ok = args.yes
+            || confirm(&format!(
+                "Delete all backups of {udid} in {} ({n} snapshot(s), {archives} archive(s), locked \
+                 ones included)?",
+                lib.root().display()
+            ));
+        if !ok {
+            bail!(
+                "not forgetting {udid}: its backups need confirmation (pass --yes); nothing changed"
+            );
+        }
+        lib.forget_device(udid)?;
+        println!("Deleted {n} snapshot(s) and {archives} archive(s) of {udid}");
+    }
+    lib.config().forget_device(udid)?;
+    println!("Forgot the settings of {udid} (the pairing record is kept; usbmuxd owns it)");
+    Ok(ExitCode::SUCCESS)
+}
