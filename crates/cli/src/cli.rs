@@ -35,7 +35,7 @@ pub enum Command {
     /// Which people's datasets (messages, contacts, calls …) a backup holds, with counts.
     Datasets(crate::commands::datasets::DatasetsArgs),
     /// Export people's data (messages, contacts, calls, calendar, Safari, voicemail, voice memos,
-    /// apps, photos) as HTML/TXT/CSV/JSON/vCard/ics/files under --out.
+    /// apps, photos, notes) as HTML/TXT/CSV/JSON/vCard/ics/Markdown/files under --out.
     /// (`export` itself is the snapshot export; this is `export-data`.)
     #[command(name = "export-data")]
     ExportData(crate::commands::export::ExportArgs),
@@ -69,8 +69,6 @@ pub enum Command {
     Import(crate::commands::snapshot_ops::ImportArgs),
     /// Files added, removed and changed between two snapshots, by domain and app.
     Diff(crate::commands::snapshot_ops::DiffArgs),
-    /// Check a snapshot of the library (like `verify` on its folder).
-    VerifySnapshot(crate::commands::snapshot_ops::VerifySnapshotArgs),
     /// Forget a device: its settings and, after confirmation, its backups in the library.
     Forget(crate::commands::snapshot_ops::ForgetArgs),
     /// Backup locations: add a disk, list free space, filesystem and sharing method.

@@ -113,7 +113,7 @@ fn two_snapshot_backups_share_unchanged_files() {
     for r in rows {
         let reference = r["reference"].as_str().expect("ref");
         iosnap()
-            .args(["verify-snapshot", reference])
+            .args(["verify", reference])
             .assert()
             .success();
     }

@@ -101,7 +101,7 @@ fn kill_9_during_snapshot_backups() {
             let name = r["name"].as_str().expect("name");
             assert!(!name.starts_with('.'), "{name}");
             let out = cmd(t, &addr)
-                .args(["verify-snapshot", r["reference"].as_str().expect("ref")])
+                .args(["verify", r["reference"].as_str().expect("ref")])
                 .output()
                 .expect("verify");
             assert!(

@@ -1,5 +1,5 @@
 //! The snapshot verbs end to end through the binary: import two backups, list them (text and
-//! JSON), lock/label, diff, verify-snapshot, prune (dry run, non-interactive, --yes), export,
+//! JSON), lock/label, diff, verify, prune (dry run, non-interactive, --yes), export,
 //! archive, delete, settings and location. Settings go to a temp IOSNAP_CONFIG_DIR.
 
 use std::path::Path;
@@ -94,7 +94,7 @@ fn snapshot_verbs_end_to_end() {
     assert!(out.contains("0 added, 0 removed, 4 changed"), "{out}");
     assert!(out.contains("(app com.example.app)"), "{out}");
 
-    let out = stdout(iosnap(t).args(["verify-snapshot", UDID]));
+    let out = stdout(iosnap(t).args(["verify", UDID]));
     assert!(out.contains("no problems"), "{out}");
 
     // Retention: no budget, no minimum age. Locked and latest survive regardless.

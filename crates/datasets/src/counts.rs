@@ -149,8 +149,8 @@ const PROBES: &[Probe] = &[
             "ChatStorage.sqlite",
         )],
         tables: &["ZWACHATSESSION"],
-        counted: "rows of table ZWACHATSESSION; not parsed yet",
-        exportable: false,
+        counted: "WhatsApp chats (rows of ZWACHATSESSION)",
+        exportable: true,
     },
 ];
 

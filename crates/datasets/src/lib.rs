@@ -1,7 +1,7 @@
 //! # iosnap-datasets — people's data out of an iOS backup
 //!
 //! Messages, contacts, call history, calendars, Safari history/bookmarks, voicemail and voice
-//! memos, notes, photos, and the list of installed apps, read from the databases inside a backup folder
+//! memos, notes, photos, WhatsApp, and the list of installed apps, read from the databases inside a backup folder
 //! ([`iosnap_format::Backup`], plain or unlocked) as typed, streaming iterators, and exported
 //! the way people expect (HTML, TXT, CSV, JSON, vCard, iCalendar).
 //!
@@ -38,6 +38,7 @@ mod source;
 pub mod time;
 pub mod typedstream;
 mod value;
+pub mod whatsapp;
 
 pub use error::{Error, Result};
 pub use source::{DbLocation, Source};

@@ -761,9 +761,11 @@ fn check_notes(f: &Fixture) {
         assert_eq!(r.records as usize, nd.notes.len());
         assert_eq!(r.skipped_count, 0);
         for n in &nd.notes {
-            let p = out
-                .join(folder(n.folder))
-                .join(format!("{} ({}).{fmt}", n.title, n.pk));
+            let p = out.join(folder(n.folder)).join(format!(
+                "{} ({}).{fmt}",
+                n.title.replace([':', '/'], "_"),
+                n.pk
+            ));
             let s = std::fs::read_to_string(&p).unwrap();
             for line in n.text.lines().skip(1) {
                 let want = if fmt == "html" {
@@ -788,6 +790,66 @@ fn check_notes(f: &Fixture) {
         if fmt == "html" {
             assert!(out.join("index.html").exists());
         }
+    }
+}
+
+fn check_whatsapp(f: &Fixture) {
+    let wa = &f.phone.datasets().whatsapp;
+    let (out, r) = f.export(Dataset::WhatsApp, "json");
+    assert_eq!(r.records as usize, wa.messages.len());
+    assert_eq!(r.groups as usize, wa.sessions.len());
+    assert_eq!(
+        r.attachments_missing + r.attachments_unsafe + r.attachments_failed,
+        0
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("whatsapp.json")).unwrap()).unwrap();
+    let chats = v["chats"].as_array().unwrap();
+    let mut by_pk = HashMap::new();
+    for (c, s) in chats.iter().zip(&wa.sessions) {
+        assert_eq!(c["pk"].as_i64().unwrap(), s.pk);
+        assert_eq!(c["contact_jid"].as_str().unwrap(), s.contact_jid);
+        assert_eq!(c["name"].as_str().unwrap(), s.partner_name);
+        assert_eq!(c["members"], serde_json::json!(s.members));
+        for m in c["messages"].as_array().unwrap() {
+            by_pk.insert(m["pk"].as_i64().unwrap(), m.clone());
+        }
+    }
+    assert_eq!(by_pk.len(), wa.messages.len());
+    let mut media = 0;
+    for m in &wa.messages {
+        let o = &by_pk[&m.pk];
+        assert_eq!(o["session"].as_i64().unwrap(), m.session);
+        assert_eq!(o["text"].as_str(), m.text.as_deref());
+        assert_eq!(o["date"].as_str().unwrap(), rfc(m.date));
+        assert_eq!(o["is_from_me"].as_bool().unwrap(), m.is_from_me);
+        assert_eq!(o["from_jid"].as_str(), m.from_jid.as_deref());
+        assert_eq!(o["stanza_id"].as_str().unwrap(), m.stanza_id);
+        match &m.media_path {
+            Some(p) => {
+                let got = std::fs::read(out.join(o["media_file"].as_str().unwrap())).unwrap();
+                let pf = f
+                    .phone
+                    .find(
+                        "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+                        &format!("Message/{p}"),
+                    )
+                    .unwrap();
+                assert_eq!(got, f.phone.read(pf).unwrap());
+                media += 1;
+            }
+            None => assert!(o["media_file"].is_null()),
+        }
+    }
+    assert!(media > 0);
+    for fmt in ["html", "txt"] {
+        let (out, r) = f.export(Dataset::WhatsApp, fmt);
+        assert_eq!(r.records as usize, wa.messages.len());
+        let pages = files_under(&out)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == fmt) && p != Path::new("index.html"))
+            .count();
+        assert_eq!(pages, wa.sessions.len());
     }
 }
 
@@ -883,6 +945,7 @@ fn ios_15_plain() {
     check_apps(&f);
     check_photos(&f);
     check_notes(&f);
+    check_whatsapp(&f);
 }
 
 #[test]
@@ -909,4 +972,5 @@ fn ios_17_encrypted() {
     check_apps(&f);
     check_photos(&f);
     check_notes(&f);
+    check_whatsapp(&f);
 }

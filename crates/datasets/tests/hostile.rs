@@ -468,3 +468,47 @@ fn hostile_photos() {
     assert_eq!(std::fs::read(album.join("IMG_1.JPG")).unwrap(), b"one");
     assert_eq!(std::fs::read(album.join("IMG_1 (2).JPG")).unwrap(), b"two");
 }
+
+#[test]
+fn hostile_notes() {
+    let t = tempfile::tempdir().unwrap();
+    let good = iosnap_phone::datasets::notes::note_zdata("Fine\nbody");
+    let notes = db(
+        t.path(),
+        "n.db",
+        "CREATE TABLE ZICCLOUDSYNCINGOBJECT (Z_PK INTEGER PRIMARY KEY, ZTITLE1, ZFOLDER, ZISPASSWORDPROTECTED, ZTITLE2);
+         CREATE TABLE ZICNOTEDATA (Z_PK INTEGER PRIMARY KEY, ZNOTE, ZDATA BLOB);
+         INSERT INTO ZICCLOUDSYNCINGOBJECT VALUES (1, NULL, NULL, NULL, '../..');
+         INSERT INTO ZICCLOUDSYNCINGOBJECT VALUES (2, 'Fine', 1, 0, NULL);
+         INSERT INTO ZICCLOUDSYNCINGOBJECT VALUES (3, 'Locked', 1, 1, NULL);
+         INSERT INTO ZICCLOUDSYNCINGOBJECT VALUES (4, '../../x', 77, 0, NULL);
+         INSERT INTO ZICNOTEDATA VALUES (1, 3, X'1F8B0800');
+         INSERT INTO ZICNOTEDATA VALUES (2, 4, X'00112233');",
+        |c| {
+            c.execute("INSERT INTO ZICNOTEDATA VALUES (3, 2, ?1)", [&good])
+                .unwrap();
+        },
+    );
+    let dir = backup_with(
+        t.path(),
+        &[(
+            "AppDomainGroup-group.com.apple.notes",
+            "NoteStore.sqlite",
+            notes,
+        )],
+    );
+    let b = Backup::open(&dir).unwrap();
+    let base = t.path().join("x");
+    let out = base.join("out");
+    let r = export(&b, Dataset::Notes, None, &out, &mut |_, _| {}).unwrap();
+    assert_eq!(r.records, 3);
+    assert_eq!(r.skipped_count, 2, "{:?}", r.skipped);
+    for f in all_files(&base) {
+        assert!(f.starts_with(&out), "{} escaped", f.display());
+    }
+    let fine = std::fs::read_to_string(out.join("_..").join("Fine (2).md")).unwrap();
+    assert!(fine.contains("body"));
+    let locked = std::fs::read_to_string(out.join("_..").join("Locked (3).md")).unwrap();
+    assert!(locked.contains("password-protected"));
+    assert!(out.join("Notes").join("_.._x (4).md").exists());
+}

@@ -1,7 +1,8 @@
 //! `iosnap export-data DATASET DIR --out OUT [--format F] [--json]`: one dataset written the way
 //! people expect (messages → HTML/TXT/CSV/JSON, contacts → vCard/CSV, calls → CSV/JSON,
 //! calendar → .ics, Safari history → CSV/JSON, bookmarks → HTML, voicemail and voice memos →
-//! audio + CSV, apps → CSV/JSON, photos → original files with albums as folders), under OUT only.
+//! audio + CSV, apps → CSV/JSON, photos → original files with albums as folders, notes →
+//! Markdown/TXT/HTML), under OUT only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use crate::sanitize::for_terminal;
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// What to export: messages, contacts, calls, calendar, safari-history, safari-bookmarks,
-    /// voicemail, voice-memos, apps, photos.
+    /// voicemail, voice-memos, apps, photos, notes.
     pub dataset: String,
     #[command(flatten)]
     pub open: OpenArgs,
@@ -27,7 +28,7 @@ pub struct ExportArgs {
     pub out: PathBuf,
     /// Format: messages html|txt|csv|json, contacts vcf|vcf4|csv, calls csv|json, calendar ics,
     /// safari-history csv|json, safari-bookmarks html, voicemail/voice-memos audio, apps csv|json,
-    /// photos files (default: the first).
+    /// photos files, notes md|txt|html (default: the first).
     #[arg(long, short = 'f', value_name = "F")]
     pub format: Option<String>,
     /// Print the export report as JSON (see docs/json.md).
@@ -76,6 +77,8 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
     if report.groups > 0 {
         let what = match dataset {
             Dataset::Calendar => "calendars",
+            Dataset::Notes => "folders",
+            Dataset::Photos => "albums",
             _ => "conversations",
         };
         println!("  {} {what}", report.groups);

@@ -56,7 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => snapshot_ops::run_export(&a),
         Command::Import(a) => snapshot_ops::run_import(&a),
         Command::Diff(a) => snapshot_ops::run_diff(&a),
-        Command::VerifySnapshot(a) => snapshot_ops::run_verify(&a),
         Command::Forget(a) => snapshot_ops::run_forget(&a),
         Command::Location(a) => location::run(&a),
         Command::Settings(a) => location::run_settings(&a),

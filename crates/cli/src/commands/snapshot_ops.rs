@@ -274,51 +274,6 @@ pub fn run_diff(args: &DiffArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `iosnap verify-snapshot`.
-#[derive(Debug, Args)]
-pub struct VerifySnapshotArgs {
-    #[command(flatten)]
-    pub lib: LibraryArgs,
-    /// The snapshot.
-    pub snapshot: String,
-    /// Also decrypt every file of an encrypted snapshot.
-    #[arg(long)]
-    pub deep: bool,
-    /// Read the backup password from this file (encrypted snapshots).
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-    /// Print the report as JSON (the shape of `verify --json`).
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `iosnap verify-snapshot`.
-pub fn run_verify(args: &VerifySnapshotArgs) -> Result<ExitCode> {
-    let lib = args.lib.open_for(udid_of(&args.snapshot))?;
-    let s = lib.resolve(&args.snapshot)?;
-    let b = open_snapshot(&s, args.password_file.as_deref())?;
-    let report = iosnap_format::verify::verify(&b, args.deep)?;
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        println!(
-            "{}: {} files checked, {}",
-            s.reference(),
-            report.files_checked,
-            if report.is_clean() {
-                "no problems"
-            } else {
-                "PROBLEMS FOUND"
-            }
-        );
-    }
-    Ok(if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::exit::PROBLEMS)
-    })
-}
-
 /// `iosnap forget`.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {

@@ -24,6 +24,7 @@ pub mod notes;
 pub mod photos;
 pub mod safari;
 pub(crate) mod text;
+pub mod whatsapp;
 
 /// The datasets `iosnap export` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,11 +52,13 @@ pub enum Dataset {
     Photos,
     /// NoteStore.sqlite: one Markdown / TXT / HTML file per note.
     Notes,
+    /// WhatsApp ChatStorage.sqlite: chats as HTML / TXT / JSON with media.
+    WhatsApp,
 }
 
 impl Dataset {
     /// Every exportable dataset.
-    pub const ALL: [Dataset; 11] = [
+    pub const ALL: [Dataset; 12] = [
         Dataset::Messages,
         Dataset::Contacts,
         Dataset::Calls,
@@ -67,6 +70,7 @@ impl Dataset {
         Dataset::Apps,
         Dataset::Photos,
         Dataset::Notes,
+        Dataset::WhatsApp,
     ];
 
     /// The name used on the command line.
@@ -83,6 +87,7 @@ impl Dataset {
             Dataset::Apps => "apps",
             Dataset::Photos => "photos",
             Dataset::Notes => "notes",
+            Dataset::WhatsApp => "whatsapp",
         }
     }
 
@@ -99,6 +104,7 @@ impl Dataset {
             Dataset::Apps => &["csv", "json"],
             Dataset::Photos => &["files"],
             Dataset::Notes => &["md", "txt", "html"],
+            Dataset::WhatsApp => &["html", "txt", "json"],
         }
     }
 
@@ -117,6 +123,7 @@ impl Dataset {
             "apps" | "applications" => Some(Dataset::Apps),
             "photos" | "camera-roll" | "pictures" => Some(Dataset::Photos),
             "notes" => Some(Dataset::Notes),
+            "whatsapp" | "whatsapp_chats" => Some(Dataset::WhatsApp),
             "voice-memos" | "voice_memos" | "voicememos" | "memos" | "recordings" => {
                 Some(Dataset::VoiceMemos)
             }
@@ -199,6 +206,7 @@ pub fn export(
                         Dataset::Apps => "csv, json",
                         Dataset::Photos => "files (the original files, albums as folders)",
                         Dataset::Notes => "md, txt, html",
+                        Dataset::WhatsApp => "html, txt, json",
                     },
                 })?
         }
@@ -262,6 +270,12 @@ pub fn export(
             let db = crate::notes::NotesDb::open(backup)?;
             let out = OutDir::create(out)?;
             notes::export(&db, fmt, &out, progress)?
+        }
+        Dataset::WhatsApp => {
+            let db = crate::whatsapp::WhatsAppDb::open(backup)?;
+            let index = contact_index(backup)?;
+            let out = OutDir::create(out)?;
+            whatsapp::export(backup, &db, &index, fmt, &out, progress)?
         }
     };
     report.dataset = dataset.name().to_string();
