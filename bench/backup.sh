@@ -12,6 +12,7 @@ files=${1:-20000}
 bytes=${2:-2G}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${IOSNAP_BENCH_DIR:-$(mktemp -d /tmp/iosnap-bench-backup.XXXX)}
+mkdir -p "$work"
 port=${IOSNAP_BENCH_PORT:-27123}
 
 command -v idevicebackup2 >/dev/null || { echo "needs idevicebackup2 (apt-get install libimobiledevice-utils)" >&2; exit 1; }

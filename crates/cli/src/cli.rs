@@ -34,11 +34,6 @@ pub enum Command {
     Demo(DemoArgs),
     /// Which people's datasets (messages, contacts, calls …) a backup holds, with counts.
     Datasets(crate::commands::datasets::DatasetsArgs),
-    /// Export people's data (messages, contacts, calls, calendar, Safari, voicemail, voice memos,
-    /// apps, photos, notes) as HTML/TXT/CSV/JSON/vCard/ics/Markdown/files under --out.
-    /// (`export` itself is the snapshot export; this is `export-data`.)
-    #[command(name = "export-data")]
-    ExportData(crate::commands::export::ExportArgs),
     /// List connected devices (USB and Wi-Fi) with name, model, iOS, battery, encryption.
     Devices(crate::commands::devices::DevicesArgs),
     /// Back up a device into a standard backup folder DIR/<UDID>/.
@@ -63,8 +58,9 @@ pub enum Command {
     Delete(crate::commands::snapshot_ops::DeleteArgs),
     /// Keep a copy of a snapshot that retention never deletes.
     Archive(crate::commands::snapshot_ops::ArchiveArgs),
-    /// Write a snapshot as a standalone standard backup folder.
-    Export(crate::commands::snapshot_ops::ExportArgs),
+    /// Export a dataset (messages, contacts, calls, calendar, notes, photos, Safari, WhatsApp …)
+    /// from a backup, or a snapshot as a standalone standard backup folder.
+    Export(crate::commands::export::ExportArgs),
     /// Turn any standard backup folder into a snapshot, sharing unchanged files.
     Import(crate::commands::snapshot_ops::ImportArgs),
     /// Files added, removed and changed between two snapshots, by domain and app.

@@ -26,6 +26,9 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // `iosnap ls … | head`: end quietly when the reader goes away, as other Unix tools do,
+    // instead of panicking in `println!`.
+    sigpipe::reset();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

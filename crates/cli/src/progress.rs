@@ -19,6 +19,7 @@ enum Inner {
     Lines {
         label: String,
         total: u64,
+        items: bool,
         state: Mutex<LineState>,
     },
     Hidden,
@@ -33,6 +34,15 @@ struct LineState {
 impl Progress {
     /// Starts a display for `total` bytes labelled `label`; `quiet` hides it entirely.
     pub fn bytes(label: &str, total: u64, quiet: bool) -> Progress {
+        Self::new(label, total, quiet, false)
+    }
+
+    /// Starts a display for `total` records (messages, contacts …) labelled `label`.
+    pub fn items(label: &str, total: u64, quiet: bool) -> Progress {
+        Self::new(label, total, quiet, true)
+    }
+
+    fn new(label: &str, total: u64, quiet: bool, items: bool) -> Progress {
         if quiet {
             return Progress {
                 inner: Inner::Hidden,
@@ -40,11 +50,14 @@ impl Progress {
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let template = if items {
+                "{msg} [{bar:30}] {pos}/{len} eta {eta}"
+            } else {
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+            };
+            let style = ProgressStyle::with_template(template)
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_message(label.to_owned());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -52,11 +65,13 @@ impl Progress {
                 inner: Inner::Bar(bar),
             }
         } else {
-            eprintln!("{label}: 0 of {} …", human_bytes(total));
+            let amount = |n: u64| if items { n.to_string() } else { human_bytes(n) };
+            eprintln!("{label}: 0 of {} …", amount(total));
             Progress {
                 inner: Inner::Lines {
                     label: label.to_owned(),
                     total,
+                    items,
                     state: Mutex::new(LineState {
                         done: 0,
                         files: 0,
@@ -74,6 +89,7 @@ impl Progress {
             Inner::Lines {
                 label,
                 total,
+                items,
                 state,
             } => {
                 let Ok(mut s) = state.lock() else { return };
@@ -81,12 +97,16 @@ impl Progress {
                 s.files += files;
                 if s.last.elapsed() >= Duration::from_secs(2) {
                     s.last = Instant::now();
-                    eprintln!(
-                        "{label}: {} of {} ({} files)",
-                        human_bytes(s.done),
-                        human_bytes(*total),
-                        s.files
-                    );
+                    if *items {
+                        eprintln!("{label}: {} of {}", s.done, total);
+                    } else {
+                        eprintln!(
+                            "{label}: {} of {} ({} files)",
+                            human_bytes(s.done),
+                            human_bytes(*total),
+                            s.files
+                        );
+                    }
                 }
             }
             Inner::Hidden => {}
@@ -115,13 +135,22 @@ impl Progress {
     pub fn finish(&self) {
         match &self.inner {
             Inner::Bar(bar) => bar.finish_and_clear(),
-            Inner::Lines { label, state, .. } => {
+            Inner::Lines {
+                label,
+                state,
+                items,
+                ..
+            } => {
                 if let Ok(s) = state.lock() {
-                    eprintln!(
-                        "{label}: done, {} in {} files",
-                        human_bytes(s.done),
-                        s.files
-                    );
+                    if *items {
+                        eprintln!("{label}: done, {}", s.done);
+                    } else {
+                        eprintln!(
+                            "{label}: done, {} in {} files",
+                            human_bytes(s.done),
+                            s.files
+                        );
+                    }
                 }
             }
             Inner::Hidden => {}

@@ -112,10 +112,7 @@ fn two_snapshot_backups_share_unchanged_files() {
     );
     for r in rows {
         let reference = r["reference"].as_str().expect("ref");
-        iosnap()
-            .args(["verify", reference])
-            .assert()
-            .success();
+        iosnap().args(["verify", reference]).assert().success();
     }
     rt.block_on(sim.shutdown());
 }

@@ -12,7 +12,7 @@ use crate::source::{DbLocation, Source};
 /// One dataset's presence and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DatasetCount {
-    /// Stable key (`messages`, `chats`, `contacts` …), also the `iosnap export-data` name when
+    /// Stable key (`messages`, `chats`, `contacts` …), also the `iosnap export` name when
     /// [`DatasetCount::exportable`].
     pub key: &'static str,
     /// Where it was looked for (`domain/relativePath`, or `Info.plist`).
@@ -23,7 +23,7 @@ pub struct DatasetCount {
     pub count: Option<u64>,
     /// What was counted, e.g. "messages" or "rows of table ZICNOTEDATA".
     pub counted: String,
-    /// Whether `iosnap export-data` can export it.
+    /// Whether `iosnap export` can export it.
     pub exportable: bool,
     /// Why it could not be counted (unknown schema, unreadable file …).
     pub error: Option<String>,
@@ -103,14 +103,14 @@ const PROBES: &[Probe] = &[
         key: "history_items",
         locs: &[crate::safari::HISTORY_DB],
         tables: &["history_items"],
-        counted: "history items (distinct URLs); `export-data safari-history` writes one record per visit",
+        counted: "history items (distinct URLs); `export safari-history` writes one record per visit",
         exportable: true,
     },
     Probe {
         key: "bookmarks",
         locs: &[crate::safari::BOOKMARKS_DB],
         tables: &["bookmarks"],
-        counted: "rows of table bookmarks (folders included); export with `export-data safari-bookmarks`",
+        counted: "rows of table bookmarks (folders included); export with `export safari-bookmarks`",
         exportable: false,
     },
     Probe {

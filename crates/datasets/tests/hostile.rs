@@ -512,3 +512,57 @@ fn hostile_notes() {
     assert!(locked.contains("password-protected"));
     assert!(out.join("Notes").join("_.._x (4).md").exists());
 }
+
+#[test]
+fn hostile_whatsapp() {
+    let t = tempfile::tempdir().unwrap();
+    let wa = db(
+        t.path(),
+        "w.db",
+        "CREATE TABLE ZWAMESSAGE (Z_PK INTEGER PRIMARY KEY, ZCHATSESSION, ZTEXT, ZMEDIAITEM, ZISFROMME);
+         CREATE TABLE ZWAMEDIAITEM (Z_PK INTEGER PRIMARY KEY, ZMEDIALOCALPATH);
+         INSERT INTO ZWAMEDIAITEM VALUES (1, '../../../../etc/passwd'), (2, 'Media/x/ok.jpg'), (3, 'Media/x/gone.jpg');
+         INSERT INTO ZWAMESSAGE VALUES (1, 5, '<img src=x onerror=alert(1)>', 1, 0);
+         INSERT INTO ZWAMESSAGE VALUES (2, 5, NULL, 2, 1);
+         INSERT INTO ZWAMESSAGE VALUES (3, 5, 'x', 3, 'maybe');",
+        |_| {},
+    );
+    let dir = backup_with(
+        t.path(),
+        &[
+            (
+                "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+                "ChatStorage.sqlite",
+                wa,
+            ),
+            (
+                "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+                "Message/Media/x/ok.jpg",
+                b"jpg".to_vec(),
+            ),
+        ],
+    );
+    let b = Backup::open(&dir).unwrap();
+    let base = t.path().join("x");
+    let out = base.join("out");
+    let r = export(&b, Dataset::WhatsApp, None, &out, &mut |_, _| {}).unwrap();
+    assert_eq!(r.records, 3);
+    assert_eq!(
+        (
+            r.attachments_copied,
+            r.attachments_unsafe,
+            r.attachments_missing
+        ),
+        (1, 1, 1)
+    );
+    for f in all_files(&base) {
+        assert!(f.starts_with(&out), "{} escaped", f.display());
+    }
+    let page = std::fs::read_to_string(out.join("Chat 5 (5).html")).unwrap();
+    assert!(!page.contains("<img src=x"));
+    assert!(page.contains("&lt;img src=x"));
+    assert_eq!(
+        std::fs::read(out.join("media").join("2-ok.jpg")).unwrap(),
+        b"jpg"
+    );
+}

@@ -49,7 +49,10 @@ pub fn run(args: &DatasetsArgs) -> Result<ExitCode> {
             (None, None, false) => format!("absent ({})", for_terminal(&c.location)),
         };
         let export = if c.exportable && c.present && c.error.is_none() {
-            format!("   → iosnap export-data {} …", c.key)
+            format!(
+                "   → iosnap export {} …",
+                iosnap_datasets::export::Dataset::parse(c.key).map_or(c.key, |d| d.name())
+            )
         } else {
             String::new()
         };
