@@ -71,6 +71,8 @@ pub enum Command {
     Location(crate::commands::location::LocationArgs),
     /// Per-device settings: snapshots on/off, retention period, budget, asking before deleting.
     Settings(crate::commands::location::SettingsArgs),
+    /// Automatic backups in the background: run the daemon, show its status, install it.
+    Daemon(crate::commands::daemon::DaemonArgs),
 }
 
 /// Options shared by every verb that opens a backup folder.

@@ -25,6 +25,19 @@ pub struct DeviceSettings {
     pub location: Option<PathBuf>,
     /// Force a sharing method instead of probing (e.g. `copy` on a flaky NAS).
     pub sharing: Option<SharingMethod>,
+    /// Let `iosnap daemon` back this device up on its own (off until the user opts in).
+    pub automatic: bool,
+    /// Local-time window for automatic backups, `HH:MM-HH:MM` (may wrap midnight); `None` =
+    /// any time. Kept as text so the file stays readable; checked by [`parse_window`].
+    pub window: Option<String>,
+    /// Minimum battery percentage for an automatic backup (a backup drains the battery).
+    pub min_battery: u8,
+    /// A charging phone may be backed up below `min_battery`.
+    pub charging_overrides: bool,
+    /// Automatic backups of a phone usbmuxd reports as a network (Wi-Fi) device.
+    pub wifi: bool,
+    /// How often automatic backups run: `daily`, `weekly` or `every N hours` (`Nh`).
+    pub frequency: String,
 }
 
 impl Default for DeviceSettings {
@@ -36,6 +49,12 @@ impl Default for DeviceSettings {
             ask_before_delete: true,
             location: None,
             sharing: None,
+            automatic: false,
+            window: None,
+            min_battery: 20,
+            charging_overrides: true,
+            wifi: true,
+            frequency: "daily".into(),
         }
     }
 }
@@ -48,7 +67,74 @@ pub const SETTING_KEYS: &[&str] = &[
     "ask-before-delete",
     "location",
     "sharing",
+    "automatic",
+    "window",
+    "min-battery",
+    "charging-overrides",
+    "wifi",
+    "frequency",
 ];
+
+/// How often automatic backups run, parsed from [`DeviceSettings::frequency`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frequency {
+    /// Once per local calendar day (the default).
+    Daily,
+    /// Once per seven local calendar days.
+    Weekly,
+    /// When this many hours have passed since the last successful backup.
+    EveryHours(u32),
+}
+
+/// Parses `daily`, `weekly`, `every N hours`, `every Nh` or `Nh` (N from 1 to 8760).
+pub fn parse_frequency(v: &str) -> Result<Frequency> {
+    let t = v.trim().to_ascii_lowercase();
+    match t.as_str() {
+        "daily" | "" => return Ok(Frequency::Daily),
+        "weekly" => return Ok(Frequency::Weekly),
+        _ => {}
+    }
+    let rest = t.strip_prefix("every").map(str::trim).unwrap_or(&t);
+    let num = rest
+        .strip_suffix("hours")
+        .or_else(|| rest.strip_suffix("hour"))
+        .or_else(|| rest.strip_suffix('h'))
+        .map(str::trim);
+    match num.and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) if (1..=8760).contains(&n) => Ok(Frequency::EveryHours(n)),
+        _ => Err(Error::Invalid(format!(
+            "frequency: expected daily, weekly or \"every N hours\" (1-8760), got {v:?}"
+        ))),
+    }
+}
+
+/// A daily local-time window in minutes after midnight: `[start, end)`; `start > end` wraps
+/// midnight, `start == end` is the whole day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First minute inside the window.
+    pub start: u16,
+    /// First minute after the window.
+    pub end: u16,
+}
+
+fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    if m >= 60 || h > 24 || (h == 24 && m != 0) {
+        return None;
+    }
+    Some(h * 60 + m)
+}
+
+/// Parses `HH:MM-HH:MM` (e.g. `09:00-18:00`, `22:00-06:00`; `24:00` ends at midnight).
+pub fn parse_window(v: &str) -> Result<Window> {
+    let bad = || Error::Invalid(format!("window: expected HH:MM-HH:MM, got {v:?}"));
+    let (a, b) = v.split_once('-').ok_or_else(bad)?;
+    let start = parse_hhmm(a).filter(|&s| s < 24 * 60).ok_or_else(bad)?;
+    let end = parse_hhmm(b).ok_or_else(bad)? % (24 * 60);
+    Ok(Window { start, end })
+}
 
 fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v {
@@ -95,6 +181,30 @@ impl DeviceSettings {
                         ))
                     })?)
                 }
+            }
+            "automatic" => self.automatic = parse_bool(key, value)?,
+            "window" => {
+                self.window = if clear || value == "any" {
+                    None
+                } else {
+                    parse_window(value)?;
+                    Some(value.trim().to_string())
+                }
+            }
+            "min-battery" => {
+                let n: u8 = parse_num(key, value)?;
+                if n > 100 {
+                    return Err(Error::Invalid(format!(
+                        "min-battery: expected 0-100, got {value:?}"
+                    )));
+                }
+                self.min_battery = n;
+            }
+            "charging-overrides" => self.charging_overrides = parse_bool(key, value)?,
+            "wifi" => self.wifi = parse_bool(key, value)?,
+            "frequency" => {
+                parse_frequency(value)?;
+                self.frequency = value.trim().to_string();
             }
             _ => {
                 return Err(Error::Invalid(format!(
@@ -259,6 +369,38 @@ mod tests {
     }
 
     #[test]
+    fn frequencies_and_windows_parse() {
+        assert_eq!(parse_frequency("daily").unwrap(), Frequency::Daily);
+        assert_eq!(parse_frequency("Weekly").unwrap(), Frequency::Weekly);
+        assert_eq!(
+            parse_frequency("every 6 hours").unwrap(),
+            Frequency::EveryHours(6)
+        );
+        assert_eq!(
+            parse_frequency("every 1 hour").unwrap(),
+            Frequency::EveryHours(1)
+        );
+        assert_eq!(parse_frequency("12h").unwrap(), Frequency::EveryHours(12));
+        assert!(parse_frequency("every x hours").is_err());
+        assert_eq!(
+            parse_window("09:00-18:00").unwrap(),
+            Window {
+                start: 540,
+                end: 1080
+            }
+        );
+        assert_eq!(
+            parse_window("22:30-24:00").unwrap(),
+            Window {
+                start: 1350,
+                end: 0
+            }
+        );
+        assert!(parse_window("24:00-01:00").is_err());
+        assert!(parse_window("09:60-10:00").is_err());
+    }
+
+    #[test]
     fn settings_round_trip_and_defaults() {
         let d = tempfile::tempdir().unwrap();
         let c = ConfigDir::at(d.path());
@@ -274,6 +416,23 @@ mod tests {
         c.save_device(udid, &s).unwrap();
         assert_eq!(c.device(udid).unwrap(), s);
         assert!(c.device("../evil").is_err());
+        let mut a = DeviceSettings::default();
+        assert!(!a.automatic && a.wifi && a.charging_overrides && a.min_battery == 20);
+        a.set("automatic", "on").unwrap();
+        a.set("window", "09:00-18:00").unwrap();
+        a.set("min-battery", "50").unwrap();
+        a.set("charging-overrides", "off").unwrap();
+        a.set("wifi", "off").unwrap();
+        a.set("frequency", "every 6 hours").unwrap();
+        assert!(a.set("window", "9-18").is_err());
+        assert!(a.set("window", "25:00-18:00").is_err());
+        assert!(a.set("min-battery", "101").is_err());
+        assert!(a.set("frequency", "hourly").is_err());
+        assert!(a.set("frequency", "every 0 hours").is_err());
+        c.save_device(udid, &a).unwrap();
+        assert_eq!(c.device(udid).unwrap(), a);
+        a.set("window", "any").unwrap();
+        assert_eq!(a.window, None);
         c.forget_device(udid).unwrap();
         assert_eq!(c.device(udid).unwrap(), DeviceSettings::default());
     }

@@ -70,6 +70,10 @@ pub fn run(args: &BackupArgs, quiet: bool) -> Result<ExitCode> {
         let mux = MuxAddr::from_env()?;
         let udid = pick_device(&mux, args.device.as_deref()).await?;
         let session = DeviceSession::connect(&mux, &udid).await?;
+        // One backup per device at a time, shared with `iosnap daemon` and snapshot backups:
+        // the lock lives in the device's folder of the library.
+        let lib = args.lib.open_for(Some(&udid))?;
+        let _backup_lock = iosnap_daemon::BackupLock::acquire(&lib.device_dir(&udid)?, &udid)?;
         std::fs::create_dir_all(to)?;
         let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
         let opts = BackupOptions { full: args.full };

@@ -243,5 +243,15 @@ fn toml_text(s: &iosnap_store::DeviceSettings) -> String {
             .unwrap_or_else(|| "default".into()),
         s.sharing.map(SharingMethod::name).unwrap_or("probe")
     ));
+    out.push_str(&format!(
+        "automatic = {}\nwindow = {}\nmin-battery = {}\ncharging-overrides = {}\nwifi = {}\n\
+         frequency = {}\n",
+        s.automatic,
+        s.window.as_deref().unwrap_or("any"),
+        s.min_battery,
+        s.charging_overrides,
+        s.wifi,
+        s.frequency
+    ));
     out
 }

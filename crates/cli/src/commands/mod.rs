@@ -3,6 +3,7 @@
 
 pub mod backup;
 mod cat;
+pub mod daemon;
 pub mod datasets;
 mod demo;
 pub mod devices;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => snapshot_ops::run_forget(&a),
         Command::Location(a) => location::run(&a),
         Command::Settings(a) => location::run_settings(&a),
+        Command::Daemon(a) => daemon::run(&a),
     }
 }
 

@@ -42,6 +42,8 @@ pub fn run(args: &SnapshotBackupArgs<'_>, quiet: bool) -> Result<ExitCode> {
         let session = DeviceSession::connect(&mux, &wanted).await?;
         let udid = session.udid().to_string();
         let lib = args.lib.open_for(Some(&udid))?;
+        // One backup per device at a time, shared with `iosnap daemon` (held until the end).
+        let _backup_lock = iosnap_daemon::BackupLock::acquire(&lib.device_dir(&udid)?, &udid)?;
         let used = session.values().await.ok().and_then(|v| v.used_capacity);
         preflight(&lib, &udid, used, quiet)?;
         let staging = lib.begin(&udid)?;
