@@ -191,7 +191,9 @@ pub enum SettingsAction {
         json: bool,
     },
     /// Change one setting: snapshots (on/off), retention-days (N), budget-bytes (N or none),
-    /// ask-before-delete (on/off), location (DIR or none), sharing (reflink/hard-link/copy/none).
+    /// ask-before-delete (on/off), location (DIR or none), sharing (reflink/hard-link/copy/none),
+    /// automatic (on/off), window (HH:MM-HH:MM or any), min-battery (0-100),
+    /// charging-overrides (on/off), wifi (on/off), frequency (daily, weekly, "every N hours").
     Set {
         /// The device (UDID).
         #[arg(long, short = 'u', value_name = "UDID")]
