@@ -18,8 +18,14 @@ port=${IOSNAP_BENCH_PORT:-27123}
 command -v idevicebackup2 >/dev/null || { echo "needs idevicebackup2 (apt-get install libimobiledevice-utils)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 
-cargo build --release -q -p iosnap --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/iosnap"
+# IOSNAP_BENCH_BIN runs an already built iosnap instead (e.g. a copy of an older build, for a
+# before/after comparison); the simulator then comes from that binary too.
+if [ -n "${IOSNAP_BENCH_BIN:-}" ]; then
+  bin=$IOSNAP_BENCH_BIN
+else
+  cargo build --release -q -p iosnap --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/iosnap"
+fi
 
 "$bin" simulate --listen "127.0.0.1:$port" --state "$work/sim" --files "$files" --bytes "$bytes" \
   >"$work/sim.log" 2>&1 &
@@ -44,6 +50,10 @@ measure() { # name, command...
 }
 
 mkdir -p "$work/iosnap-out" "$work/idevicebackup2-out"
+# A journal-less ext4 scans past inodes freed in the last 5-35 s for every new file
+# (`recently_deleted`); right after a large deletion (a previous run's cleanup) the first client
+# alone would pay that. Let it pass first (IOSNAP_BENCH_SETTLE=0 to skip).
+sleep "${IOSNAP_BENCH_SETTLE:-40}"
 measure iosnap "$bin" -q backup --device "$udid" --to "$work/iosnap-out" --full
 measure idevicebackup2 idevicebackup2 -u "$udid" backup --full "$work/idevicebackup2-out"
 
