@@ -447,32 +447,46 @@ fn media_files_are_valid() {
     }
     assert!(jpegs.len() > 20, "{}", jpegs.len());
     assert!(heics > 5);
-    // Optional: decode with Pillow when the shared venv has it.
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv/bin/python");
-    if python.exists() {
-        let out = tempfile::tempdir().expect("tmp");
-        for (i, j) in jpegs.iter().take(40).enumerate() {
-            std::fs::write(out.path().join(format!("{i}.jpg")), j).expect("write");
-        }
-        let script = "import sys,glob\nfrom PIL import Image\nn=0\nfor f in glob.glob(sys.argv[1]+'/*.jpg'):\n  im=Image.open(f); im.load(); assert im.size[0]>0; n+=1\nprint(n)";
-        let res = std::process::Command::new(&python)
-            .arg("-c")
-            .arg(script)
-            .arg(out.path())
-            .output()
-            .expect("python");
-        let stderr = String::from_utf8_lossy(&res.stderr);
-        if stderr.contains("No module named 'PIL'") {
-            eprintln!("pillow not installed; skipped decoder check");
-        } else {
-            assert!(res.status.success(), "PIL failed: {stderr}");
-            assert_eq!(
-                String::from_utf8_lossy(&res.stdout).trim(),
-                jpegs.len().min(40).to_string()
-            );
-        }
+    // An independent decoder must open them: Pillow, from the peers venv that
+    // scripts/peers-venv.sh creates (IOSNAP_SKIP_PEERS=1 skips this check, saying so).
+    if std::env::var("IOSNAP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        eprintln!("IOSNAP_SKIP_PEERS=1: Pillow decode check SKIPPED");
+        return;
     }
+    let script_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peers-venv.sh");
+    let venv = std::process::Command::new("bash")
+        .arg(&script_path)
+        .output()
+        .expect("peers-venv.sh");
+    assert!(
+        venv.status.success(),
+        "{} failed (IOSNAP_SKIP_PEERS=1 skips): {}",
+        script_path.display(),
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    let python =
+        std::path::PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim()).join("bin/python");
+    let out = tempfile::tempdir().expect("tmp");
+    for (i, j) in jpegs.iter().take(40).enumerate() {
+        std::fs::write(out.path().join(format!("{i}.jpg")), j).expect("write");
+    }
+    let script = "import sys,glob\nfrom PIL import Image\nn=0\nfor f in glob.glob(sys.argv[1]+'/*.jpg'):\n  im=Image.open(f); im.load(); assert im.size[0]>0; n+=1\nprint(n)";
+    let res = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(out.path())
+        .output()
+        .expect("python");
+    assert!(
+        res.status.success(),
+        "Pillow failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&res.stdout).trim(),
+        jpegs.len().min(40).to_string()
+    );
 }
 
 #[test]
