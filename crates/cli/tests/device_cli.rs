@@ -2,84 +2,36 @@
 //! `restore`, and the "no usbmuxd" message. The simulator is a real server on loopback; the
 //! binary finds it through `USBMUXD_SOCKET_ADDRESS`, as any other tool would.
 
-use std::path::Path;
-
 use assert_cmd::Command;
-use iosnap_simulator::{DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
+mod common;
 
-/// A running simulator on its own runtime, and the address to give the binary.
-struct Sim {
-    rt: tokio::runtime::Runtime,
-    sim: Option<Simulator>,
-    addr: String,
-    udid: String,
-}
+use common::{Sim, small_spec};
 
-impl Sim {
-    fn start(state: &Path) -> Sim {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let spec = PhoneSpec {
-            files: 30,
-            bytes: 1 << 20,
-            apps: 4,
-            ..PhoneSpec::default()
-        };
-        let mut dev = DeviceConfig::new(state.join("dev0"), spec);
-        dev.kdf = Some((1000, 100));
-        let cfg = SimulatorConfig {
-            listen: Some("127.0.0.1:0".parse().expect("addr")),
-            unix: None,
-            devices: vec![dev],
-        };
-        let sim = rt
-            .block_on(Simulator::start(cfg))
-            .expect("simulator starts");
-        let addr = sim.addr().to_string();
-        let udid = sim.udids().remove(0);
-        Sim {
-            rt,
-            sim: Some(sim),
-            addr,
-            udid,
-        }
-    }
-
-    fn iosnap(&self) -> Command {
-        let mut c = Command::cargo_bin("iosnap").expect("binary");
-        c.env("USBMUXD_SOCKET_ADDRESS", &self.addr)
-            .env_remove("IOSNAP_PASSWORD")
-            .env_remove("IOSNAP_NEW_PASSWORD");
-        c
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
-            self.rt.block_on(sim.shutdown());
-        }
-    }
+/// The binary, pointed at the simulated usbmuxd, with no passwords in its environment.
+fn iosnap(sim: &Sim) -> Command {
+    let mut c = Command::cargo_bin("iosnap").expect("binary");
+    c.env("USBMUXD_SOCKET_ADDRESS", &sim.addr)
+        .env_remove("IOSNAP_PASSWORD")
+        .env_remove("IOSNAP_NEW_PASSWORD");
+    c
 }
 
 #[test]
 fn devices_backup_encryption_and_verify_through_the_binary() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let sim = Sim::start(&tmp.path().join("sim"));
+    let sim = Sim::start(&tmp.path().join("sim"), vec![small_spec(1, 30, 1 << 20, 4)]);
+    let udid = sim.udids[0].clone();
 
-    let out = sim.iosnap().args(["devices", "--json"]).assert().success();
+    let out = iosnap(&sim).args(["devices", "--json"]).assert().success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
-    assert_eq!(v[0]["udid"], sim.udid.as_str());
+    assert_eq!(v[0]["udid"], udid.as_str());
     assert_eq!(v[0]["connection"], "usb");
     assert_eq!(v[0]["will_encrypt"], false);
     assert!(v[0]["error"].is_null(), "{v}");
 
     // A plain backup, no --device needed with one phone connected.
     let to = tmp.path().join("backups");
-    let out = sim
-        .iosnap()
+    let out = iosnap(&sim)
         .args(["backup", "--json", "--to"])
         .arg(&to)
         .assert()
@@ -87,36 +39,34 @@ fn devices_backup_encryption_and_verify_through_the_binary() {
     let s: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
     assert_eq!(s["full"], true);
     assert_eq!(s["encrypted"], false);
-    let folder = to.join(&sim.udid);
-    sim.iosnap().arg("verify").arg(&folder).assert().success();
+    let folder = to.join(&udid);
+    iosnap(&sim).arg("verify").arg(&folder).assert().success();
 
     // Encryption on (new password from the environment), then an encrypted backup.
-    sim.iosnap()
+    iosnap(&sim)
         .env("IOSNAP_NEW_PASSWORD", "s3cret")
-        .args(["encryption", "on", "--device", &sim.udid])
+        .args(["encryption", "on", "--device", &udid])
         .assert()
         .success();
-    let out = sim
-        .iosnap()
+    let out = iosnap(&sim)
         .args(["encryption", "status"])
         .assert()
         .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("on"));
-    let out = sim
-        .iosnap()
+    let out = iosnap(&sim)
         .args(["backup", "--json", "--to"])
         .arg(&to)
         .assert()
         .success();
     let s: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
     assert_eq!(s["encrypted"], true);
-    sim.iosnap()
+    iosnap(&sim)
         .env("IOSNAP_PASSWORD", "s3cret")
         .args(["verify", "--deep"])
         .arg(&folder)
         .assert()
         .success();
-    sim.iosnap()
+    iosnap(&sim)
         .env("IOSNAP_PASSWORD", "wrong")
         .arg("verify")
         .arg(&folder)
@@ -124,26 +74,24 @@ fn devices_backup_encryption_and_verify_through_the_binary() {
         .code(1);
 
     // Wrong current password: refused by the phone, encryption stays on.
-    sim.iosnap()
+    iosnap(&sim)
         .env("IOSNAP_PASSWORD", "nope")
         .args(["encryption", "off"])
         .assert()
         .failure();
-    sim.iosnap()
+    iosnap(&sim)
         .env("IOSNAP_PASSWORD", "s3cret")
         .args(["encryption", "off"])
         .assert()
         .success();
-    let out = sim
-        .iosnap()
+    let out = iosnap(&sim)
         .args(["encryption", "status"])
         .assert()
         .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("off"));
 
     // An unknown device is a clear error.
-    let a = sim
-        .iosnap()
+    let a = iosnap(&sim)
         .args(["backup", "--device", "0000", "--to"])
         .arg(&to)
         .assert()

@@ -7,7 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use iosnap_simulator::{DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
+mod common;
+
+use common::{Sim, small_spec};
 
 fn tree(root: &Path) -> BTreeMap<PathBuf, (u64, Vec<u8>)> {
     let mut m = BTreeMap::new();
@@ -32,35 +34,10 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (u64, Vec<u8>)> {
 fn two_snapshot_backups_share_unchanged_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let t = tmp.path();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let spec = PhoneSpec {
-        files: 60,
-        bytes: 2 << 20,
-        apps: 4,
-        ..PhoneSpec::default()
-    };
-    let mut dev = DeviceConfig::new(t.join("sim/dev0"), spec);
-    dev.kdf = Some((1000, 100));
-    let cfg = SimulatorConfig {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        unix: None,
-        devices: vec![dev],
-    };
-    let sim = rt.block_on(Simulator::start(cfg)).expect("simulator");
-    let addr = sim.addr().to_string();
-    let udid = sim.udids().remove(0);
-    let iosnap = || {
-        let mut c = Command::cargo_bin("iosnap").expect("binary");
-        c.env("USBMUXD_SOCKET_ADDRESS", &addr)
-            .env("IOSNAP_LIBRARY", t.join("lib"))
-            .env("IOSNAP_CONFIG_DIR", t.join("config"))
-            .env("IOSNAP_SHARING", "hard-link")
-            .env_remove("IOSNAP_PASSWORD");
-        c
-    };
+    let sim = Sim::start(&t.join("sim"), vec![small_spec(1, 60, 2 << 20, 4)]);
+    let addr = sim.addr.clone();
+    let udid = sim.udids[0].clone();
+    let iosnap = || Command::from_std(common::library_cmd(t, Some(&addr)));
     let run = |c: &mut Command| -> serde_json::Value {
         let out = c.output().expect("run");
         assert!(
@@ -75,10 +52,7 @@ fn two_snapshot_backups_share_unchanged_files() {
     let p1 = PathBuf::from(first["snapshot"]["path"].as_str().expect("path"));
     let before = tree(&p1);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    sim.device(&udid)
-        .expect("device")
-        .churn(0.05)
-        .expect("churn");
+    sim.device(&udid).churn(0.05).expect("churn");
     let second = run(iosnap().args(["backup", "--json"]));
     let p2 = PathBuf::from(second["snapshot"]["path"].as_str().expect("path"));
     assert_ne!(p1, p2);
@@ -114,5 +88,5 @@ fn two_snapshot_backups_share_unchanged_files() {
         let reference = r["reference"].as_str().expect("ref");
         iosnap().args(["verify", reference]).assert().success();
     }
-    rt.block_on(sim.shutdown());
+    drop(sim);
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use iosnap_simulator::{DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
+mod common;
+
+use common::{Sim, small_spec};
 
 fn listed(t: &Path, addr: &str) -> Vec<serde_json::Value> {
     let out = cmd(t, addr)
@@ -24,39 +26,16 @@ fn listed(t: &Path, addr: &str) -> Vec<serde_json::Value> {
 }
 
 fn cmd(t: &Path, addr: &str) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("iosnap"));
-    c.env("USBMUXD_SOCKET_ADDRESS", addr)
-        .env("IOSNAP_LIBRARY", t.join("lib"))
-        .env("IOSNAP_CONFIG_DIR", t.join("config"))
-        .env("IOSNAP_SHARING", "hard-link")
-        .env_remove("IOSNAP_PASSWORD");
-    c
+    common::library_cmd(t, Some(addr))
 }
 
 #[test]
 fn kill_9_during_snapshot_backups() {
     let tmp = tempfile::tempdir().expect("tmp");
     let t = tmp.path();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let spec = PhoneSpec {
-        files: 20,
-        bytes: 512 << 10,
-        apps: 2,
-        ..PhoneSpec::default()
-    };
-    let mut dev = DeviceConfig::new(t.join("sim/dev0"), spec);
-    dev.kdf = Some((1000, 100));
-    let cfg = SimulatorConfig {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        unix: None,
-        devices: vec![dev],
-    };
-    let sim = rt.block_on(Simulator::start(cfg)).expect("simulator");
-    let addr = sim.addr().to_string();
-    let udid = sim.udids().remove(0);
+    let sim = Sim::start(&t.join("sim"), vec![small_spec(1, 20, 512 << 10, 2)]);
+    let addr = sim.addr.clone();
+    let udid = sim.udids[0].clone();
     // Retention deletes whatever it may, without asking: kills land in prune too.
     for (k, v) in [
         ("budget-bytes", "0"),
@@ -83,10 +62,7 @@ fn kill_9_during_snapshot_backups() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         if trial % 4 == 0 {
-            sim.device(&udid)
-                .expect("device")
-                .churn(0.1)
-                .expect("churn");
+            sim.device(&udid).churn(0.1).expect("churn");
         }
         let mut child = cmd(t, &addr)
             .args(["backup", "-q"])
@@ -129,5 +105,5 @@ fn kill_9_during_snapshot_backups() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert!(!listed(t, &addr).is_empty());
-    rt.block_on(sim.shutdown());
+    drop(sim);
 }

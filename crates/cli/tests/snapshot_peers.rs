@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use iosnap_format::EntryKind;
-use iosnap_simulator::{DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
+mod common;
+
+use common::{Sim, small_spec};
 
 const PASSWORD: &str = "snapshot peer pw";
 
@@ -37,12 +39,8 @@ fn venv() -> Option<PathBuf> {
 }
 
 fn cmd(t: &Path, addr: &str) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("iosnap"));
-    c.env("USBMUXD_SOCKET_ADDRESS", addr)
-        .env("IOSNAP_LIBRARY", t.join("lib"))
-        .env("IOSNAP_CONFIG_DIR", t.join("config"))
-        .env("IOSNAP_SHARING", "hard-link")
-        .env("IOSNAP_PASSWORD", PASSWORD)
+    let mut c = common::library_cmd(t, Some(addr));
+    c.env("IOSNAP_PASSWORD", PASSWORD)
         .env("IOSNAP_NEW_PASSWORD", PASSWORD);
     c
 }
@@ -62,34 +60,14 @@ fn encrypted_shared_snapshot_opens_in_iphone_backup_decrypt() {
     let Some(venv) = venv() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let t = tmp.path();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let spec = PhoneSpec {
-        files: 30,
-        bytes: 1 << 20,
-        apps: 3,
-        ..PhoneSpec::default()
-    };
-    let mut dev = DeviceConfig::new(t.join("sim/dev0"), spec);
-    dev.kdf = Some((1000, 100));
-    let cfg = SimulatorConfig {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        unix: None,
-        devices: vec![dev],
-    };
-    let sim = rt.block_on(Simulator::start(cfg)).expect("simulator");
-    let addr = sim.addr().to_string();
-    let udid = sim.udids().remove(0);
+    let sim = Sim::start(&t.join("sim"), vec![small_spec(1, 30, 1 << 20, 3)]);
+    let addr = sim.addr.clone();
+    let udid = sim.udids[0].clone();
 
     ok(cmd(t, &addr).args(["encryption", "on", "--device", &udid]));
     ok(cmd(t, &addr).args(["backup", "-q"]));
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    sim.device(&udid)
-        .expect("device")
-        .churn(0.05)
-        .expect("churn");
+    sim.device(&udid).churn(0.05).expect("churn");
     let out = ok(cmd(t, &addr).args(["backup", "-q", "--json"]));
     let j: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(j["snapshot"]["encrypted"], true, "{j}");
@@ -126,7 +104,7 @@ fn encrypted_shared_snapshot_opens_in_iphone_backup_decrypt() {
         "iphone_backup_decrypt failed: {}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let checked = sim.device(&udid).expect("device").with_phone(|phone| {
+    let checked = sim.device(&udid).with_phone(|phone| {
         let mut n = 0;
         for f in phone.files().filter(|f| f.kind == EntryKind::File) {
             let got = std::fs::read(out_dir.join(&f.domain).join(&f.relative_path))
@@ -143,5 +121,5 @@ fn encrypted_shared_snapshot_opens_in_iphone_backup_decrypt() {
         n
     });
     assert!(checked > 30, "only {checked} files compared");
-    rt.block_on(sim.shutdown());
+    drop(sim);
 }

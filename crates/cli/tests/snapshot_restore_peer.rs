@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use iosnap_format::EntryKind;
-use iosnap_simulator::{DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
+mod common;
+
+use common::{Sim, small_spec};
 
 fn idevicebackup2() -> Option<PathBuf> {
     if std::env::var("IOSNAP_SKIP_PEERS").is_ok_and(|v| v == "1") {
@@ -50,37 +52,16 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn idevicebackup2_restores_a_shared_snapshot_into_a_fresh_phone() {
     let Some(bin) = idevicebackup2() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let spec = |seed| PhoneSpec {
-        seed,
-        files: 40,
-        bytes: 1 << 20,
-        apps: 4,
-        ..PhoneSpec::default()
-    };
-    let devices = vec![
-        DeviceConfig::new(tmp.path().join("a"), spec(11)),
-        DeviceConfig::new(tmp.path().join("b"), spec(12)),
-    ];
-    let cfg = SimulatorConfig {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        unix: None,
-        devices,
-    };
-    let sim = rt.block_on(Simulator::start(cfg)).expect("simulator");
-    let addr = sim.addr().to_string();
-    let (a, b) = (sim.udids()[0].clone(), sim.udids()[1].clone());
-    let iosnap = || {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin("iosnap"));
-        c.env("USBMUXD_SOCKET_ADDRESS", &addr)
-            .env("IOSNAP_LIBRARY", tmp.path().join("lib"))
-            .env("IOSNAP_CONFIG_DIR", tmp.path().join("config"))
-            .env("IOSNAP_SHARING", "hard-link");
-        c
-    };
+    let sim = Sim::start(
+        &tmp.path().join("sim"),
+        vec![
+            small_spec(11, 40, 1 << 20, 4),
+            small_spec(12, 40, 1 << 20, 4),
+        ],
+    );
+    let addr = sim.addr.clone();
+    let (a, b) = (sim.udids[0].clone(), sim.udids[1].clone());
+    let iosnap = || common::library_cmd(tmp.path(), Some(&addr));
     let ok = |c: &mut Command| {
         let out = c.output().expect("run");
         assert!(
@@ -93,7 +74,7 @@ fn idevicebackup2_restores_a_shared_snapshot_into_a_fresh_phone() {
 
     // Two snapshots of A with changes in between: the second shares most files.
     ok(iosnap().args(["backup", "-q", "--yes", "--device", &a]));
-    sim.device(&a).expect("a").churn(0.1).expect("churn");
+    sim.device(&a).churn(0.1).expect("churn");
     ok(iosnap().args(["backup", "-q", "--yes", "--device", &a]));
     let list: serde_json::Value =
         serde_json::from_str(&ok(iosnap().args(["snapshots", "--json", "--device", &a])))
@@ -122,7 +103,7 @@ fn idevicebackup2_restores_a_shared_snapshot_into_a_fresh_phone() {
     );
     assert!(text.contains("Restore Successful"), "{text}");
 
-    let (ha, hb) = (sim.device(&a).expect("a"), sim.device(&b).expect("b"));
+    let (ha, hb) = (sim.device(&a), sim.device(&b));
     ha.with_phone(|pa| {
         hb.with_phone(|pb| {
             for f in pa.files().filter(|f| f.kind == EntryKind::File) {
@@ -139,5 +120,5 @@ fn idevicebackup2_restores_a_shared_snapshot_into_a_fresh_phone() {
         })
     });
     assert!(before == tree(&latest), "the restore changed the snapshot");
-    rt.block_on(sim.shutdown());
+    drop(sim);
 }

@@ -2,6 +2,8 @@
 //! JSON), lock/label, diff, verify, prune (dry run, non-interactive, --yes), export,
 //! archive, delete, settings and location. Settings go to a temp IOSNAP_CONFIG_DIR.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -43,12 +45,7 @@ fn write_backup(dir: &Path, version: u8) {
 }
 
 fn iosnap(tmp: &Path) -> Command {
-    let mut c = Command::cargo_bin("iosnap").expect("binary");
-    c.env("IOSNAP_CONFIG_DIR", tmp.join("config"))
-        .env("IOSNAP_LIBRARY", tmp.join("lib"))
-        .env("IOSNAP_SHARING", "hard-link")
-        .env_remove("IOSNAP_PASSWORD");
-    c
+    Command::from_std(common::library_cmd(tmp, None))
 }
 
 fn stdout(c: &mut Command) -> String {
