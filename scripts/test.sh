@@ -2,7 +2,7 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
 # It installs what the tests need on a clean machine:
-#   * Debian packages, with apt-get, when missing (libimobiledevice-utils for idevicebackup2),
+#   * Debian packages listed in scripts/debian-packages.txt, with apt-get, when missing,
 #   * the Python peers (iphone_backup_decrypt, mvt, pymobiledevice3 …) in a virtualenv under target/,
 #   * cargo-fuzz, when a nightly toolchain is present, for a short fuzzing pass.
 # Then: format check, clippy (warnings are errors), the workspace tests, docs, and every fuzz target briefly.
@@ -16,8 +16,10 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages ---------------------------------------------------------------------------
 need_pkgs=()
-command -v idevicebackup2 >/dev/null 2>&1 || need_pkgs+=(libimobiledevice-utils)
-command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3)
+while read -r probe pkg; do
+  case "$probe" in ''|'#'*) continue ;; esac
+  command -v "$probe" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done < scripts/debian-packages.txt
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO=none; fi
