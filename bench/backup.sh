@@ -5,7 +5,8 @@
 #   bench/backup.sh [FILES] [BYTES]      # default 20000 files, 2G of bulk data
 #
 # The simulator (`iosnap simulate`, release build) serves the phone; each client backs it up
-# into its own empty folder (full backups), then both folders are checked to hold the same files.
+# into its own empty folder (full backups) and the files in each folder are counted.
+# IOSNAP_BENCH_RUNS=N repeats the pair N times in alternating order.
 # Needs: idevicebackup2 (apt-get install libimobiledevice-utils), GNU time (apt-get install time).
 set -euo pipefail
 files=${1:-20000}
@@ -37,27 +38,52 @@ udid=$(awk '/^device /{print $2; exit}' "$work/sim.log")
 export USBMUXD_SOCKET_ADDRESS="127.0.0.1:$port"
 echo "phone $udid: $files bulk files, $bytes"
 
-measure() { # name, command...
-  local name=$1; shift
+measure() { # name, output folder, command...
+  local name=$1 out=$2; shift 2
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  local s0 s1
+  s0=$(awk '{print $14+$15}' "/proc/$sim/stat")
   /usr/bin/time -f "%e %U %S %M" -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1
+  s1=$(awk '{print $14+$15}' "/proc/$sim/stat")
   read -r wall user sys rss <"$work/$name.time"
   local gb
-  gb=$(du -sb --apparent-size "$work/$name-out" | awk '{printf "%.3f", $1/1e9}')
-  printf '%-16s %8.1f s  %8.1f MB/s  %6.2f CPU s/GB  peak RSS %6.1f MiB  (%s GB)\n' "$name" "$wall" \
+  gb=$(du -sb --apparent-size "$out" | awk '{printf "%.3f", $1/1e9}')
+  printf '%-16s %8.1f s  %8.1f MB/s  %6.2f CPU s/GB  peak RSS %6.1f MiB  (%s GB; simulator %.1f CPU s; load %s)\n' \
+    "$name" "$wall" \
     "$(awk -v g="$gb" -v w="$wall" 'BEGIN{print g*1000/w}')" \
     "$(awk -v g="$gb" -v u="$user" -v s="$sys" 'BEGIN{print (u+s)/g}')" \
-    "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$gb"
+    "$(awk -v r="$rss" 'BEGIN{print r/1024}')" "$gb" \
+    "$(awk -v a="$s0" -v b="$s1" -v t="$(getconf CLK_TCK)" 'BEGIN{print (b-a)/t}')" "$load"
 }
 
-mkdir -p "$work/iosnap-out" "$work/idevicebackup2-out"
-# A journal-less ext4 scans past inodes freed in the last 5-35 s for every new file
-# (`recently_deleted`); right after a large deletion (a previous run's cleanup) the first client
-# alone would pay that. Let it pass first (IOSNAP_BENCH_SETTLE=0 to skip).
-sleep "${IOSNAP_BENCH_SETTLE:-40}"
-measure iosnap "$bin" -q backup --device "$udid" --to "$work/iosnap-out" --full
-measure idevicebackup2 idevicebackup2 -u "$udid" backup --full "$work/idevicebackup2-out"
+count() { # folder: files of the backup, Info.plist aside
+  (cd "$1/$udid" && find . -path ./Info.plist -prune -o -type f -print | wc -l)
+}
 
-a=$(cd "$work/iosnap-out/$udid" && find . -path ./Info.plist -prune -o -type f -print | wc -l)
-b=$(cd "$work/idevicebackup2-out/$udid" && find . -path ./Info.plist -prune -o -type f -print | wc -l)
-echo "files in folder: iosnap $a, idevicebackup2 $b"
+# A journal-less ext4 scans past inodes freed in the last 5-35 s for every new file
+# (`recently_deleted`); right after a large deletion (a previous run's cleanup) the client
+# would pay for it. Let it pass first (IOSNAP_BENCH_SETTLE=0 to skip).
+settle() { sleep "${IOSNAP_BENCH_SETTLE:-40}"; }
+
+# Each round backs the phone up with both clients, in alternating order (round 1: iosnap
+# first, round 2: idevicebackup2 first, ...), each into its own new empty folder. A client's
+# folder is counted and deleted (unless IOSNAP_BENCH_KEEP=1) before the next client runs, so
+# the disk needs room for one backup only.
+runs=${IOSNAP_BENCH_RUNS:-1}
+for round in $(seq 1 "$runs"); do
+  order="iosnap idevicebackup2"
+  [ $((round % 2)) = 0 ] && order="idevicebackup2 iosnap"
+  for client in $order; do
+    out="$work/$client-out-$round"
+    mkdir -p "$out"
+    settle
+    case $client in
+      iosnap) measure iosnap "$out" "$bin" -q backup --device "$udid" --to "$out" --full ;;
+      idevicebackup2) measure idevicebackup2 "$out" idevicebackup2 -u "$udid" backup --full "$out" ;;
+    esac
+    echo "  files in folder: $(count "$out")"
+    [ "${IOSNAP_BENCH_KEEP:-0}" = 1 ] || rm -rf "$out"
+  done
+done
 [ "${IOSNAP_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"

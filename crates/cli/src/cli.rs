@@ -73,6 +73,8 @@ pub enum Command {
     Settings(crate::commands::location::SettingsArgs),
     /// Automatic backups in the background: run the daemon, show its status, install it.
     Daemon(crate::commands::daemon::DaemonArgs),
+    /// Remember or forget a device's backup password (OS keyring; a private file on request).
+    Password(crate::commands::password_cmd::PasswordArgs),
 }
 
 /// Options shared by every verb that opens a backup folder.

@@ -30,6 +30,12 @@ fn main() -> ExitCode {
     // instead of panicking in `println!`.
     sigpipe::reset();
     let cli = cli::Cli::parse();
+    // Decrypted copies (Manifest.db, databases) live in private scratch folders: remove the
+    // ones a killed run left behind, and remove ours if this run is stopped by a signal.
+    iosnap_format::scratch::sweep_stale();
+    if !handles_signals_itself(&cli.command) {
+        clean_up_on_signals();
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -41,6 +47,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands with their own SIGINT/SIGTERM handling (a clean stop that rolls back a backup).
+fn handles_signals_itself(command: &cli::Command) -> bool {
+    use commands::daemon::{DaemonArgs, DaemonCommand};
+    match command {
+        cli::Command::Simulate(_) => true,
+        cli::Command::Daemon(DaemonArgs { command }) => {
+            matches!(command, None | Some(DaemonCommand::Run(_)))
+        }
+        _ => false,
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove this process's scratch folders, then die of the
+/// signal as if no handler were installed (the shell sees the usual status, 128 + signal).
+fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return; // no handler: the next run's sweep still removes what we leave
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            iosnap_format::scratch::remove_all_now();
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+            std::process::exit(128 + sig);
+        }
+    });
 }
 
 /// `iosnap ls … | head` must not fail: a closed pipe ends the output quietly.

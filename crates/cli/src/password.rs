@@ -1,9 +1,11 @@
 //! Where backup passwords come from: never the command line.
 //!
 //! Order: `--password-file FILE` when given, else the `IOSNAP_PASSWORD` environment variable,
-//! else an interactive prompt when standard input is a terminal. A password on argv would be
-//! visible to every user of the machine (`ps`) and kept in shell history, so there is no flag
-//! for it. The value is wiped from memory when dropped.
+//! else the password remembered for the device (`iosnap password remember`: the OS keyring, or
+//! the opt-in owner-only file), else an interactive prompt when standard input is a terminal.
+//! A password on argv would be visible to every user of the machine (`ps`) and kept in shell
+//! history, so there is no flag for it. The value is wiped from memory when dropped, and never
+//! printed or logged.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -26,6 +28,114 @@ pub fn obtain(password_file: Option<&Path>, what: &str) -> Result<Option<Passwor
     obtain_named(password_file, ENV_PASSWORD, what)
 }
 
+/// Like [`obtain`] for a backup of the device `udid`: between the environment variable and
+/// the prompt, the password remembered for that device is used. A keyring that cannot be
+/// reached is skipped silently (the normal case on a server); any other keyring problem is
+/// reported on stderr and the next source is tried.
+pub fn obtain_for(
+    password_file: Option<&Path>,
+    udid: Option<&str>,
+    what: &str,
+) -> Result<Option<Password>> {
+    if password_file.is_some() || std::env::var_os(ENV_PASSWORD).is_some() {
+        return obtain(password_file, what);
+    }
+    if let Some(udid) = udid
+        && let Some(p) = remembered(udid)
+    {
+        return Ok(Some(p));
+    }
+    obtain(None, what)
+}
+
+/// Gets the password of a backup of the device `udid` (see [`obtain_for`]); a missing
+/// password is an error that says how to give one.
+pub fn require_for(
+    password_file: Option<&Path>,
+    udid: Option<&str>,
+    what: &str,
+) -> Result<Password> {
+    match obtain_for(password_file, udid, what)? {
+        Some(p) => Ok(p),
+        None => {
+            let remember = udid
+                .map(|u| {
+                    format!(", or remember it once with `iosnap password remember --device {u}`")
+                })
+                .unwrap_or_default();
+            bail!(
+                "{what} is encrypted: give its password with {ENV_PASSWORD}=… or --password-file FILE \
+                 (or run in a terminal to be asked){remember}"
+            )
+        }
+    }
+}
+
+/// The password remembered for `udid`, if any; problems are warnings, not errors.
+fn remembered(udid: &str) -> Option<Password> {
+    let config = match iosnap_store::ConfigDir::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iosnap: warning: not looking for a remembered password: {e}");
+            return None;
+        }
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let store = iosnap_daemon::secrets::PasswordStore::new(&config).unlock_prompt(interactive);
+    match store.lookup(udid) {
+        Ok(Some((p, _from))) => Some(p),
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("iosnap: warning: not using a remembered password for {udid}: {e}");
+            None
+        }
+    }
+}
+
+/// After the backup password of `udid` was changed on the phone: replaces a remembered
+/// password (where it is kept) with `new`, so later backups still open without asking.
+/// Nothing remembered: nothing done. Problems are warnings: the change itself succeeded.
+pub fn update_remembered(udid: &str, new: &str) {
+    let Ok(config) = iosnap_store::ConfigDir::from_env() else {
+        return;
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let store = iosnap_daemon::secrets::PasswordStore::new(&config).unlock_prompt(interactive);
+    let result = match store.lookup(udid) {
+        Ok(Some((_, backend))) => {
+            let file = matches!(backend, iosnap_daemon::secrets::Backend::File(_));
+            store.remember(udid, new, file).map(Some)
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(Some(b)) => println!("updated the remembered backup password of {udid} in {b}"),
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "iosnap: warning: the remembered backup password of {udid} is now out of date and \
+             could not be updated ({e}); run `iosnap password remember --device {udid}`"
+        ),
+    }
+}
+
+/// The device a backup belongs to: its Info.plist's UDID, else the folder's name when it
+/// looks like one (the `<UDID>/` layout every backup tool uses).
+pub fn backup_udid(backup: &iosnap_format::backup::Backup) -> Option<String> {
+    let from_info = backup.info().and_then(|i| {
+        i.unique_identifier
+            .clone()
+            .or_else(|| i.target_identifier.clone())
+    });
+    from_info.or_else(|| {
+        let name = backup.dir().file_name()?.to_str()?;
+        let looks = name.len() >= 24
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        looks.then(|| name.to_string())
+    })
+}
+
 /// Like [`obtain`], with the environment variable `env` instead of `IOSNAP_PASSWORD`.
 pub fn obtain_named(
     password_file: Option<&Path>,
@@ -46,18 +156,7 @@ pub fn obtain_named(
     Ok(None)
 }
 
-/// Like [`obtain`], but a missing password is an error that says how to give one.
-pub fn require(password_file: Option<&Path>, what: &str) -> Result<Password> {
-    match obtain(password_file, what)? {
-        Some(p) => Ok(p),
-        None => bail!(
-            "{what} is encrypted: give its password with {ENV_PASSWORD}=… or --password-file FILE \
-             (or run in a terminal to be asked)"
-        ),
-    }
-}
-
-/// Like [`require`] for a password read from `env` (e.g. [`ENV_NEW_PASSWORD`]).
+/// Like [`require_for`] (without a device) for a password read from `env` (e.g. [`ENV_NEW_PASSWORD`]).
 pub fn require_named(password_file: Option<&Path>, env: &str, what: &str) -> Result<Password> {
     match obtain_named(password_file, env, what)? {
         Some(p) => Ok(p),

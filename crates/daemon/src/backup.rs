@@ -33,6 +33,46 @@ pub struct SnapshotBackup {
     pub summary: BackupSummary,
     /// The snapshot it was cloned from.
     pub base: Option<String>,
+    /// For an encrypted backup made by the daemon: whether the device's remembered password
+    /// still opens it (`None`: not checked — unencrypted, or not made by the daemon).
+    pub password: Option<PasswordCheck>,
+}
+
+/// Whether a remembered backup password opens a new encrypted snapshot. The daemon does not
+/// need the password to back up (the phone encrypts), but a phone whose backup password was
+/// changed without `iosnap password remember` would leave every later `ls`/`extract` failing;
+/// checking right after each automatic backup turns that into one clear log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// The remembered password unlocks the snapshot.
+    Opens,
+    /// The remembered password does not unlock it (changed on the phone).
+    Wrong,
+    /// No password is remembered for the device (or the keyring cannot be reached).
+    NotRemembered,
+    /// The check itself failed (unreadable keybag, keyring error …).
+    Failed(String),
+}
+
+/// Checks the password remembered in `store` for `info.udid` against the snapshot `info`.
+pub fn check_remembered_password(
+    store: &crate::secrets::PasswordStore,
+    info: &SnapshotInfo,
+) -> PasswordCheck {
+    let pw = match store.lookup(&info.udid) {
+        Ok(Some((pw, _))) => pw,
+        Ok(None) => return PasswordCheck::NotRemembered,
+        Err(e) => return PasswordCheck::Failed(e.to_string()),
+    };
+    let mut backup = match iosnap_format::backup::Backup::open(&info.path) {
+        Ok(b) => b,
+        Err(e) => return PasswordCheck::Failed(e.to_string()),
+    };
+    match backup.unlock(pw.as_bytes()) {
+        Ok(()) => PasswordCheck::Opens,
+        Err(iosnap_format::Error::WrongPassword) => PasswordCheck::Wrong,
+        Err(e) => PasswordCheck::Failed(e.to_string()),
+    }
 }
 
 /// The time of the newest snapshot of `udid` (any snapshot: a manual backup counts as much as
@@ -60,5 +100,6 @@ pub async fn backup_to_snapshot(
         snapshot: snap.info()?,
         summary,
         base,
+        password: None,
     })
 }

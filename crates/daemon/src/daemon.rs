@@ -3,7 +3,6 @@
 //! several devices in parallel, failures retried with backoff, everything cancelled cleanly on
 //! shutdown.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -11,15 +10,17 @@ use std::time::{Duration, SystemTime};
 use chrono::{FixedOffset, Offset};
 use futures::StreamExt;
 use iosnap_device::{
-    BackupOptions, ConnectionType, DeviceInfo, DeviceSession, MuxAddr, SessionOptions,
-    list_devices, watch_devices,
+    BackupOptions, ConnectionType, DeviceErrorKind, DeviceInfo, DeviceSession, MuxAddr, Progress,
+    SessionOptions, list_devices, watch_devices,
 };
 use iosnap_store::{Clock, ConfigDir, DeviceSettings, Library, SnapshotInfo};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::backup::{BackupError, SnapshotBackup, backup_to_snapshot, last_success};
+use crate::backup::{BackupError, PasswordCheck, SnapshotBackup, backup_to_snapshot, last_success};
 use crate::schedule::{Decision, Inputs, Waiting, decide};
+use crate::secrets::PasswordStore;
+use crate::state::{self, DaemonState, Failures};
 
 /// Where local time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,12 @@ pub struct DaemonConfig {
     /// How often connected devices are re-checked without usbmuxd events (time passing makes
     /// devices due; battery levels change).
     pub recheck: Duration,
+    /// Remembered backup passwords (checked against each new encrypted snapshot); `None` =
+    /// do not look (tests that must not touch a keyring).
+    pub passwords: Option<PasswordStore>,
+    /// How long a backup waits while the phone shows its passcode prompt (iOS ≥ 16.1) before
+    /// it gives up and retries later with backoff.
+    pub passcode_timeout: Duration,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -69,15 +76,9 @@ impl std::fmt::Debug for DaemonConfig {
             .field("library", &self.library)
             .field("zone", &self.zone)
             .field("recheck", &self.recheck)
+            .field("passcode_timeout", &self.passcode_timeout)
             .finish_non_exhaustive()
     }
-}
-
-/// Failures in a row of one device (kept in memory: a restart retries at once).
-#[derive(Debug, Clone, Copy, Default)]
-struct Failures {
-    count: u32,
-    last: Option<SystemTime>,
 }
 
 /// What one check of one device did.
@@ -93,13 +94,19 @@ pub enum Outcome {
     Failed(String),
     /// Shutdown interrupted the backup; its staging folder was removed.
     Cancelled,
+    /// The phone is locked: its passcode prompt was not answered within the passcode timeout,
+    /// or it refused because it is locked (counted for backoff, shown as "locked device").
+    Locked(String),
 }
 
 /// The daemon.
 #[derive(Debug)]
 pub struct Daemon {
     cfg: DaemonConfig,
-    failures: Mutex<HashMap<String, Failures>>,
+    /// Failures in a row per device and passcode prompts being waited at, mirrored in the
+    /// state file so backoff survives restarts and `daemon status` sees the prompts.
+    state: Mutex<DaemonState>,
+    state_file: PathBuf,
     running: Mutex<std::collections::HashSet<String>>,
 }
 
@@ -121,13 +128,31 @@ impl Drop for RunningGuard<'_> {
 }
 
 impl Daemon {
-    /// A daemon with no device checked yet.
+    /// A daemon that remembers the failures of earlier runs (the state file under the config
+    /// folder); an unreadable state file is logged and treated as empty.
     pub fn new(cfg: DaemonConfig) -> Arc<Daemon> {
+        let state_file = state::state_path(&cfg.config);
+        let loaded = match state::load(&state_file) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(
+                    "ignoring the daemon state (failed backups are retried at once): {e}"
+                );
+                DaemonState::default()
+            }
+        };
         Arc::new(Daemon {
             cfg,
-            failures: Mutex::new(HashMap::new()),
+            state: Mutex::new(loaded),
+            state_file,
             running: Mutex::new(Default::default()),
         })
+    }
+
+    /// Failures in a row of `udid` since its last successful automatic backup, as remembered
+    /// across restarts.
+    pub fn failures(&self, udid: &str) -> Failures {
+        self.failures_of(udid)
     }
 
     /// The configuration.
@@ -148,34 +173,66 @@ impl Daemon {
     }
 
     fn failures_of(&self, udid: &str) -> Failures {
-        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        f.get(udid).copied().unwrap_or_default()
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.failures.get(udid).copied().unwrap_or_default()
     }
 
-    fn record(&self, udid: &str, ok: bool) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if ok {
-            f.remove(udid);
-        } else {
-            let e = f.entry(udid.to_string()).or_default();
-            e.count = e.count.saturating_add(1);
-            e.last = Some(self.cfg.clock.now());
+    /// Since when a running backup of `udid` waits at the phone's passcode prompt (as this
+    /// daemon, or the one whose state file it read, last knew).
+    pub fn passcode_prompt_since(&self, udid: &str) -> Option<SystemTime> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.prompts.get(udid).copied()
+    }
+
+    /// Changes the state with `f` (which says whether it changed anything) and saves it.
+    fn update(&self, f: impl FnOnce(&mut DaemonState) -> bool) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !f(&mut s) {
+            return;
         }
+        // Written under the lock, so concurrent devices never write an older state last.
+        if let Err(e) = state::save(&self.state_file, &s) {
+            tracing::warn!("cannot save the daemon state (kept in memory only): {e}");
+        }
+    }
+
+    fn record(&self, udid: &str, result: Attempt) {
+        let now = self.cfg.clock.now();
+        self.update(|s| match result {
+            Attempt::Succeeded => s.failures.remove(udid).is_some(),
+            Attempt::Failed | Attempt::Locked => {
+                let e = s.failures.entry(udid.to_string()).or_default();
+                e.count = e.count.saturating_add(1);
+                e.last = Some(now);
+                e.locked = result == Attempt::Locked;
+                true
+            }
+        });
+    }
+
+    /// Notes that the phone's passcode prompt went up (`Some(since)`) or away (`None`).
+    fn set_prompt(&self, udid: &str, since: Option<SystemTime>) {
+        self.update(|s| match since {
+            Some(t) => s.prompts.insert(udid.to_string(), t).is_none(),
+            None => s.prompts.remove(udid).is_some(),
+        });
     }
 
     /// The scheduling inputs of a device, without battery (known only after connecting).
     fn inputs(&self, lib: &Library, device: &DeviceInfo) -> Result<Inputs, iosnap_store::Error> {
         let now = self.cfg.clock.now();
-        let f = self.failures_of(&device.udid);
+        let last_success = last_success(lib, &device.udid)?;
+        let f = effective_failures(self.failures_of(&device.udid), last_success);
         Ok(Inputs {
             now,
             offset: self.cfg.zone.offset_at(now),
-            last_success: last_success(lib, &device.udid)?,
+            last_success,
             battery_level: None,
             charging: None,
             network: device.connection == ConnectionType::Network,
             failures: f.count,
             last_failure: f.last,
+            last_failure_locked: f.locked,
         })
     }
 
@@ -200,7 +257,7 @@ impl Daemon {
         let outcome = self.check_inner(device, cancel).await;
         match &outcome {
             Outcome::BackedUp(b) => {
-                self.record(&udid, true);
+                self.record(&udid, Attempt::Succeeded);
                 let s = &b.summary;
                 tracing::info!(
                     udid = %udid,
@@ -219,13 +276,25 @@ impl Daemon {
                 );
             }
             Outcome::Failed(e) => {
-                self.record(&udid, false);
+                self.record(&udid, Attempt::Failed);
                 let f = self.failures_of(&udid);
                 tracing::warn!(
                     udid = %udid,
                     failures = f.count,
                     retry_in_s = crate::schedule::backoff_delay(f.count).as_secs(),
                     "backup of {udid} failed: {e}; earlier snapshots are untouched"
+                );
+            }
+            Outcome::Locked(e) => {
+                self.record(&udid, Attempt::Locked);
+                let f = self.failures_of(&udid);
+                tracing::warn!(
+                    udid = %udid,
+                    failures = f.count,
+                    retry_in_s = crate::schedule::backoff_delay(f.count).as_secs(),
+                    "backup of {udid} not made, the phone is locked: {e}; unlock your iPhone and \
+                     enter the passcode when it asks (retrying in {} min)",
+                    crate::schedule::backoff_delay(f.count).as_secs() / 60
                 );
             }
             Outcome::Busy(why) => tracing::info!(udid = %udid, "{why}; not starting another"),
@@ -273,16 +342,68 @@ impl Daemon {
                 battery = ?values.battery_level,
                 "starting automatic backup of {udid}"
             );
-            backup_to_snapshot(&lib, &session, &BackupOptions::default(), |_| {})
+            let opts = BackupOptions {
+                passcode_timeout: self.cfg.passcode_timeout,
+                ..BackupOptions::default()
+            };
+            let mut prompt_up = false;
+            let progress = |p: Progress| {
+                if p.passcode_prompt == prompt_up {
+                    return;
+                }
+                prompt_up = p.passcode_prompt;
+                if prompt_up {
+                    tracing::warn!(
+                        udid = %udid,
+                        "{udid} asks for its passcode: unlock your iPhone and enter the passcode \
+                         to allow the backup (waiting up to {} s)",
+                        self.cfg.passcode_timeout.as_secs()
+                    );
+                    self.set_prompt(udid, Some(self.cfg.clock.now()));
+                } else {
+                    tracing::info!(udid = %udid, "passcode entered on {udid}; the backup goes on");
+                    self.set_prompt(udid, None);
+                }
+            };
+            backup_to_snapshot(&lib, &session, &opts, progress)
                 .await
                 .map(Ok)
         };
         let result = tokio::select! {
             r = work => r,
-            _ = cancel.wait_for(|c| *c) => return Outcome::Cancelled,
+            _ = cancel.wait_for(|c| *c) => {
+                self.set_prompt(udid, None);
+                return Outcome::Cancelled;
+            }
         };
+        self.set_prompt(udid, None);
         match result {
-            Ok(Ok(b)) => {
+            Ok(Ok(mut b)) => {
+                if b.summary.encrypted
+                    && let Some(store) = &self.cfg.passwords
+                {
+                    let check = crate::backup::check_remembered_password(store, &b.snapshot);
+                    let r = b.snapshot.reference();
+                    match &check {
+                        PasswordCheck::Opens => {
+                            tracing::debug!(udid = %udid, "the remembered password opens {r}")
+                        }
+                        PasswordCheck::Wrong => tracing::warn!(
+                            udid = %udid,
+                            "the backup password remembered for {udid} does not open {r}: was it \
+                             changed on the phone? Run `iosnap password remember --device {udid}`"
+                        ),
+                        PasswordCheck::NotRemembered => tracing::debug!(
+                            udid = %udid,
+                            "{r} is encrypted; no password remembered (not needed to back up)"
+                        ),
+                        PasswordCheck::Failed(e) => tracing::warn!(
+                            udid = %udid,
+                            "cannot check the remembered password against {r}: {e}"
+                        ),
+                    }
+                    b.password = Some(check);
+                }
                 if let Err(e) = iosnap_store::prune(
                     &lib,
                     udid,
@@ -295,6 +416,14 @@ impl Daemon {
             }
             Ok(Err(w)) => Outcome::Waiting(w),
             Err(BackupError::Lock(e)) => Outcome::Busy(e.to_string()),
+            Err(BackupError::Device(e))
+                if matches!(
+                    e.device_error_kind(),
+                    Some(DeviceErrorKind::PasscodeTimeout | DeviceErrorKind::DeviceLocked)
+                ) =>
+            {
+                Outcome::Locked(e.to_string())
+            }
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
@@ -355,6 +484,12 @@ impl Daemon {
         let mut tick = tokio::time::interval(self.cfg.recheck);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!("iosnap daemon started");
+        // Prompts recorded by a daemon that was killed mid-backup are over.
+        self.update(|s| {
+            let had = !s.prompts.is_empty();
+            s.prompts.clear();
+            had
+        });
         loop {
             if events.is_none() {
                 match watch_devices(&self.cfg.mux).await {
@@ -397,6 +532,23 @@ impl Daemon {
         tracing::info!("shutting down: waiting for running backups to roll back");
         while tasks.join_next().await.is_some() {}
         tracing::info!("iosnap daemon stopped");
+    }
+}
+
+/// How an attempt ended, for the failure count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Succeeded,
+    Failed,
+    Locked,
+}
+
+/// Failures that happened before a later success (e.g. a manual `iosnap backup`) no longer
+/// delay anything.
+fn effective_failures(f: Failures, last_success: Option<SystemTime>) -> Failures {
+    match (f.last, last_success) {
+        (Some(failed), Some(ok)) if ok >= failed => Failures::default(),
+        _ => f,
     }
 }
 
@@ -446,15 +598,18 @@ pub async fn status(d: &Daemon, known: &[String]) -> Vec<DeviceStatus> {
             .and_then(|mut v| v.pop());
         let dev = connected.iter().find(|c| c.udid == udid);
         let now = d.cfg.clock.now();
+        let last_success = last.as_ref().map(SnapshotInfo::system_time);
+        let f = effective_failures(d.failures_of(&udid), last_success);
         let mut inputs = Inputs {
             now,
             offset: d.cfg.zone.offset_at(now),
-            last_success: last.as_ref().map(SnapshotInfo::system_time),
+            last_success,
             battery_level: None,
             charging: None,
             network: dev.is_some_and(|c| c.connection == ConnectionType::Network),
-            failures: 0,
-            last_failure: None,
+            failures: f.count,
+            last_failure: f.last,
+            last_failure_locked: f.locked,
         };
         if dev.is_some()
             && settings.automatic
@@ -465,7 +620,11 @@ pub async fn status(d: &Daemon, known: &[String]) -> Vec<DeviceStatus> {
             inputs.battery_level = v.battery_level;
             inputs.charging = v.battery_charging;
         }
-        let decision = decide(&settings, &inputs);
+        let decision = match (dev, d.passcode_prompt_since(&udid)) {
+            // A running backup waits at the phone's passcode prompt.
+            (Some(_), Some(_)) => Decision::Waiting(Waiting::DeviceLocked { retry: None }),
+            _ => decide(&settings, &inputs),
+        };
         let (state, waiting) = match (&decision, dev) {
             (Decision::Waiting(w), None) => (format!("not connected; {w}"), Some(w.clone())),
             (Decision::Waiting(w), Some(_)) => (w.to_string(), Some(w.clone())),

@@ -9,14 +9,21 @@
 //! - [`backup`]: "back one device up into a snapshot", the path both front ends use.
 //! - [`daemon`]: the loop (usbmuxd events + periodic re-check, cancellation, backoff).
 //! - [`install`]: the systemd user unit and the launchd plist.
+//! - [`secrets`]: remembered backup passwords (OS keyring; an owner-only file on request).
+//! - [`state`]: what the daemon remembers across restarts (failures in a row, for backoff).
 
 pub mod backup;
 pub mod daemon;
 pub mod install;
 pub mod lock;
 pub mod schedule;
+pub mod secrets;
+pub mod state;
 
-pub use backup::{BackupError, SnapshotBackup, backup_to_snapshot, last_success};
+pub use backup::{
+    BackupError, PasswordCheck, SnapshotBackup, backup_to_snapshot, check_remembered_password,
+    last_success,
+};
 pub use daemon::{
     Daemon, DaemonConfig, DeviceStatus, LocalZone, Outcome, run_until_signal, status,
 };

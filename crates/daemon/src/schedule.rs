@@ -29,6 +29,9 @@ pub struct Inputs {
     pub failures: u32,
     /// When the last failure happened.
     pub last_failure: Option<SystemTime>,
+    /// The last failure was a locked phone (its passcode prompt timed out, or it refused
+    /// because it is locked): the retry is shown as "locked device", not as a plain failure.
+    pub last_failure_locked: bool,
 }
 
 /// Why a device is not backed up now.
@@ -67,6 +70,14 @@ pub enum Waiting {
         /// The threshold.
         threshold: u8,
     },
+    /// The phone is locked: it shows its passcode prompt now (`retry` is `null`; the backup
+    /// waits, bounded by the daemon's passcode timeout), or nobody answered it last time and
+    /// the next attempt is at `retry`.
+    DeviceLocked {
+        /// When the daemon tries again; `None` while the prompt is up.
+        #[serde(with = "rfc3339_opt")]
+        retry: Option<SystemTime>,
+    },
 }
 
 impl std::fmt::Display for Waiting {
@@ -87,6 +98,16 @@ impl std::fmt::Display for Waiting {
             Waiting::Battery { level, threshold } => {
                 write!(f, "battery at {level}%, below the {threshold}% threshold")
             }
+            Waiting::DeviceLocked { retry: None } => f.write_str(
+                "locked device: waiting for the passcode to be entered on the phone \
+                 (unlock your iPhone and enter the passcode to allow the backup)",
+            ),
+            Waiting::DeviceLocked { retry: Some(r) } => write!(
+                f,
+                "locked device: the passcode was not entered in time; unlock your iPhone \
+                 (retrying after {})",
+                t(r)
+            ),
         }
     }
 }
@@ -99,6 +120,20 @@ pub enum Decision {
     Due,
     /// Not now, and why.
     Waiting(Waiting),
+}
+
+mod rfc3339_opt {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 mod rfc3339 {
@@ -206,6 +241,9 @@ pub fn decide(s: &DeviceSettings, i: &Inputs) -> Decision {
     {
         let until = failed + backoff_delay(i.failures);
         if i.now < until {
+            if i.last_failure_locked {
+                return wait(Waiting::DeviceLocked { retry: Some(until) });
+            }
             return wait(Waiting::Backoff {
                 until,
                 failures: i.failures,
@@ -279,6 +317,7 @@ mod tests {
             network: false,
             failures: 0,
             last_failure: None,
+            last_failure_locked: false,
         }
     }
 
@@ -446,6 +485,33 @@ mod tests {
             })
         );
         i.now = at(0, 12, 10);
+        assert_eq!(decide(&s, &i), Decision::Due);
+    }
+
+    #[test]
+    fn a_locked_phone_is_retried_with_backoff_and_shown_as_locked() {
+        let s = settings();
+        let mut i = inputs(at(0, 12, 4));
+        i.failures = 1;
+        i.last_failure = Some(at(0, 12, 0));
+        i.last_failure_locked = true;
+        let d = decide(&s, &i);
+        assert_eq!(
+            d,
+            Decision::Waiting(Waiting::DeviceLocked {
+                retry: Some(at(0, 12, 5))
+            })
+        );
+        let Decision::Waiting(w) = d else {
+            unreachable!()
+        };
+        assert!(w.to_string().starts_with("locked device"), "{w}");
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["reason"], "device_locked");
+        assert_eq!(json["retry"], "2026-11-24T12:05:00Z");
+        let now = serde_json::to_value(Waiting::DeviceLocked { retry: None }).unwrap();
+        assert_eq!(now["retry"], serde_json::Value::Null);
+        i.now = at(0, 12, 5);
         assert_eq!(decide(&s, &i), Decision::Due);
     }
 

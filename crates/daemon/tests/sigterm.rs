@@ -37,6 +37,8 @@ fn daemon_child() {
         zone: LocalZone::System,
         session: session_opts(&t),
         recheck: Duration::from_millis(200),
+        passwords: None,
+        passcode_timeout: Duration::from_secs(300),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

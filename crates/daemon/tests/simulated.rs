@@ -62,6 +62,8 @@ fn env(t: &Path, addr: &str, start: SystemTime) -> Env {
             ..SessionOptions::default()
         },
         recheck: Duration::from_secs(60),
+        passwords: None,
+        passcode_timeout: Duration::from_secs(300),
     });
     Env {
         clock,

@@ -85,7 +85,7 @@ const PROBES: &[Probe] = &[
             loc("Notes", "HomeDomain", "Library/Notes/notes.sqlite"),
         ],
         tables: &["ZICNOTEDATA", "ZNOTE"],
-        counted: "notes (rows of ZICNOTEDATA; ZNOTE in legacy stores, which are not exported)",
+        counted: "notes (rows of ZICNOTEDATA; ZNOTE in the legacy notes.sqlite)",
         exportable: true,
     },
     Probe {
@@ -221,5 +221,6 @@ pub fn count_all(backup: &Backup) -> Result<Vec<DatasetCount>> {
         exportable: true,
         error: None,
     });
+    v.extend(crate::keychain::counts(backup));
     Ok(v)
 }

@@ -67,6 +67,14 @@ pub enum Error {
         choices: &'static str,
     },
 
+    /// A per-app file export named an app the backup does not have (neither in Info.plist /
+    /// Manifest.plist nor as an `AppDomain-<bundle id>` container).
+    #[error("this backup has no app {bundle_id:?} (see `iosnap export apps` for the list)")]
+    UnknownApp {
+        /// The bundle id asked for.
+        bundle_id: String,
+    },
+
     /// A JSON encoding failure while exporting.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -28,6 +28,7 @@ pub mod contacts;
 pub mod counts;
 mod error;
 pub mod export;
+pub mod keychain;
 pub mod messages;
 pub mod notes;
 mod page;

@@ -3,6 +3,13 @@
 //! protobuf `NoteStoreProto { document(2) { note(3) { note_text(2) } } }`. Column names carry
 //! numbers that drift (`ZCREATIONDATE1` → `ZCREATIONDATE3`, `ZTITLE1`…): every candidate is
 //! probed and coalesced. Password-protected notes are encrypted and exported without body.
+//!
+//! The **legacy** store of iOS ≤ 8 (kept on upgraded phones for local notes never migrated),
+//! `HomeDomain/Library/Notes/notes.sqlite`, is read when `NoteStore.sqlite` is absent: `ZNOTE`
+//! (`ZTITLE`, `ZCREATIONDATE`, `ZMODIFICATIONDATE`, `ZGUID`, `ZDELETEDFLAG`, folder `ZSTORE` →
+//! `ZSTORE.ZNAME`) and `ZNOTEBODY.ZCONTENT`, an HTML fragment turned into text by
+//! [`html_to_text`]. The body is joined on `ZNOTE.ZBODY` or, when that column is missing,
+//! `ZNOTEBODY.ZOWNER`. That generation has no pinning and no locked notes.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,6 +27,13 @@ pub const NOTE_STORE: DbLocation = DbLocation {
     dataset: "Notes",
     domain: "AppDomainGroup-group.com.apple.notes",
     relative_path: "NoteStore.sqlite",
+};
+
+/// The legacy (iOS ≤ 8) notes store.
+pub const LEGACY_NOTES: DbLocation = DbLocation {
+    dataset: "Notes",
+    domain: "HomeDomain",
+    relative_path: "Library/Notes/notes.sqlite",
 };
 
 /// Compressed bodies larger than this are not read; decompressed ones are cut here.
@@ -109,22 +123,138 @@ pub fn body_text(zdata: &[u8]) -> std::result::Result<String, String> {
     Ok(String::from_utf8_lossy(text).into_owned())
 }
 
+/// Text of a legacy HTML note body: tags dropped (`<br>` and the end of a block — `div`, `p`,
+/// `li`, headings, table rows — become line breaks, `<style>`/`<script>` content is dropped),
+/// character references decoded, trailing line breaks trimmed. Total on any input: the body is
+/// data from the backup, never trusted to be well-formed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut skip_until: Option<&'static str> = None;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            if skip_until.is_none() {
+                decode_entities(rest, &mut out);
+            }
+            break;
+        };
+        if skip_until.is_none() {
+            decode_entities(&rest[..lt], &mut out);
+        }
+        let after = &rest[lt + 1..];
+        let Some(gt) = after.find('>') else {
+            // A lone '<': text, not a tag.
+            if skip_until.is_none() {
+                out.push('<');
+            }
+            rest = after;
+            continue;
+        };
+        let tag = &after[..gt];
+        rest = &after[gt + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if let Some(end) = skip_until {
+            if closing && name == end {
+                skip_until = None;
+            }
+            continue;
+        }
+        match name.as_str() {
+            "style" if !closing => skip_until = Some("style"),
+            "script" if !closing => skip_until = Some("script"),
+            "br" => out.push('\n'),
+            "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote"
+            | "ul" | "ol" | "table" => {
+                if closing && !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                if !closing && !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            _ => {}
+        }
+    }
+    let keep = out.trim_end_matches('\n').len();
+    out.truncate(keep);
+    out
+}
+
+/// Appends `s` with HTML character references decoded (named: `amp lt gt quot apos nbsp`;
+/// numeric: decimal and hex); an unknown or malformed reference is kept as written.
+fn decode_entities(s: &str, out: &mut String) {
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let decoded = after.find(';').filter(|&semi| semi <= 10).and_then(|semi| {
+            let name = &after[..semi];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ => name.strip_prefix('#').and_then(|n| {
+                    let code = match n.strip_prefix(['x', 'X']) {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => n.parse::<u32>().ok(),
+                    };
+                    code.and_then(char::from_u32)
+                }),
+            };
+            c.map(|c| (c, semi))
+        });
+        match decoded {
+            Some((c, semi)) => {
+                out.push(c);
+                rest = &after[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
 /// The notes store, opened.
 #[derive(Debug)]
 pub struct NotesDb {
     src: Source,
     sql: String,
     folders: HashMap<i64, String>,
+    legacy: bool,
 }
 
 impl NotesDb {
-    /// Opens NoteStore.sqlite of a backup.
+    /// Opens the notes of a backup: NoteStore.sqlite (iOS 9+), else the legacy
+    /// `Library/Notes/notes.sqlite` (iOS ≤ 8). [`Error::Absent`] names NoteStore.sqlite when
+    /// neither is there.
     pub fn open(backup: &Backup) -> Result<NotesDb> {
-        Self::from_source(Source::open(backup, NOTE_STORE)?)
+        Self::from_source(Source::open_any(backup, &[NOTE_STORE, LEGACY_NOTES])?)
     }
 
-    /// Builds on an opened database; [`Error::UnknownSchema`] without the two tables.
+    /// Whether this is the legacy (iOS ≤ 8, HTML bodies) store.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// Builds on an opened database of either generation; [`Error::UnknownSchema`] without the
+    /// tables of one of them.
     pub fn from_source(src: Source) -> Result<NotesDb> {
+        let s = src.schema();
+        if !s.has_table("ZICNOTEDATA") && s.has_table("ZNOTE") {
+            return Self::legacy(src);
+        }
         src.require_table("ZICCLOUDSYNCINGOBJECT")?;
         src.require_table("ZICNOTEDATA")?;
         let s = src.schema();
@@ -174,12 +304,66 @@ impl NotesDb {
                 }
             }
         }
-        Ok(NotesDb { src, sql, folders })
+        Ok(NotesDb {
+            src,
+            sql,
+            folders,
+            legacy: false,
+        })
     }
 
-    /// Number of note bodies.
+    /// The legacy store: `ZNOTE` + `ZNOTEBODY` (+ `ZSTORE` for folder names). Selects the same
+    /// columns as the modern query (the body as column 10), paged on `ZNOTE.Z_PK`.
+    fn legacy(src: Source) -> Result<NotesDb> {
+        let s = src.schema();
+        let t = "ZNOTE";
+        let body_join = if s.has_column(t, "ZBODY") && s.has_column("ZNOTEBODY", "Z_PK") {
+            "LEFT JOIN ZNOTEBODY b ON b.Z_PK = n.ZBODY"
+        } else if s.has_column("ZNOTEBODY", "ZOWNER") {
+            "LEFT JOIN ZNOTEBODY b ON b.ZOWNER = n.Z_PK"
+        } else {
+            ""
+        };
+        let content = if body_join.is_empty() {
+            "NULL".to_string()
+        } else {
+            s.blob_col("ZNOTEBODY", "b", "ZCONTENT", MAX_BODY_BYTES)
+        };
+        let sql = format!(
+            "SELECT n.Z_PK, n.Z_PK, {}, {}, {}, {}, {}, 0, 0, {}, {content} FROM ZNOTE n {body_join}
+             WHERE n.Z_PK > ?1 ORDER BY n.Z_PK LIMIT ?2",
+            s.col(t, "n", "ZGUID"),
+            s.col(t, "n", "ZTITLE"),
+            s.col(t, "n", "ZSTORE"),
+            s.col(t, "n", "ZCREATIONDATE"),
+            s.col(t, "n", "ZMODIFICATIONDATE"),
+            s.col(t, "n", "ZDELETEDFLAG"),
+        );
+        let mut folders = HashMap::new();
+        if s.has_column("ZSTORE", "ZNAME") {
+            let mut st = src
+                .conn()
+                .prepare("SELECT Z_PK, ZNAME FROM ZSTORE WHERE ZNAME IS NOT NULL")
+                .db(src.file())?;
+            let mut rows = st.query([]).db(src.file())?;
+            while let Some(r) = rows.next().db(src.file())? {
+                if let (Some(pk), Some(name)) = (int(get(r, 0)), nonempty(get(r, 1))) {
+                    folders.insert(pk, name);
+                }
+            }
+        }
+        Ok(NotesDb {
+            src,
+            sql,
+            folders,
+            legacy: true,
+        })
+    }
+
+    /// Number of notes (note bodies in NoteStore.sqlite, `ZNOTE` rows in the legacy store).
     pub fn count(&self) -> Result<u64> {
-        Ok(self.src.count("ZICNOTEDATA")?.unwrap_or(0))
+        let table = if self.legacy { "ZNOTE" } else { "ZICNOTEDATA" };
+        Ok(self.src.count(table)?.unwrap_or(0))
     }
 
     /// Folder names by Z_PK.
@@ -189,49 +373,65 @@ impl NotesDb {
 
     /// Every note with its body, streamed page by page.
     pub fn notes(&self) -> NoteIter<'_> {
-        let map = |r: &rusqlite::Row<'_>| {
-            let locked = flag(get(r, 8));
-            let (text, body_error) = if locked {
-                (None, Some("password-protected (encrypted)".to_string()))
-            } else {
-                match blob(get(r, 10)) {
-                    Some(z) => match body_text(&z) {
-                        Ok(t) => (Some(t), None),
-                        Err(e) => (None, Some(e)),
-                    },
-                    None => (None, Some("no body (or larger than the limit)".to_string())),
-                }
-            };
-            NoteRow {
-                data_pk: int(get(r, 0)).unwrap_or(0),
-                folder_pk: int(get(r, 4)),
-                note: Note {
-                    pk: int(get(r, 1)).unwrap_or(0),
-                    identifier: nonempty(get(r, 2)),
-                    title: nonempty(get(r, 3)),
-                    folder: None,
-                    text,
-                    created: real(get(r, 5)).and_then(crate::time::cocoa_real_to_unix),
-                    modified: real(get(r, 6)).and_then(crate::time::cocoa_real_to_unix),
-                    pinned: flag(get(r, 7)),
-                    locked,
-                    deleted: flag(get(r, 9)),
-                    body_error,
-                },
-            }
-        };
         NoteIter {
             pager: Pager::new(
                 self.src.conn(),
                 self.src.file(),
                 self.sql.clone(),
                 None,
-                map,
+                if self.legacy { map_legacy } else { map_modern },
                 |n: &NoteRow| n.data_pk,
             ),
             folders: &self.folders,
         }
     }
+}
+
+/// A row of either query, with the body already turned into text (or an error).
+fn map_row(r: &rusqlite::Row<'_>, body: (Option<String>, Option<String>)) -> NoteRow {
+    let (text, body_error) = body;
+    NoteRow {
+        data_pk: int(get(r, 0)).unwrap_or(0),
+        folder_pk: int(get(r, 4)),
+        note: Note {
+            pk: int(get(r, 1)).unwrap_or(0),
+            identifier: nonempty(get(r, 2)),
+            title: nonempty(get(r, 3)),
+            folder: None,
+            text,
+            created: real(get(r, 5)).and_then(crate::time::cocoa_real_to_unix),
+            modified: real(get(r, 6)).and_then(crate::time::cocoa_real_to_unix),
+            pinned: flag(get(r, 7)),
+            locked: flag(get(r, 8)),
+            deleted: flag(get(r, 9)),
+            body_error,
+        },
+    }
+}
+
+/// NoteStore.sqlite: gzipped protobuf bodies, locked notes left encrypted.
+fn map_modern(r: &rusqlite::Row<'_>) -> NoteRow {
+    let body = if flag(get(r, 8)) {
+        (None, Some("password-protected (encrypted)".to_string()))
+    } else {
+        match blob(get(r, 10)) {
+            Some(z) => match body_text(&z) {
+                Ok(t) => (Some(t), None),
+                Err(e) => (None, Some(e)),
+            },
+            None => (None, Some("no body (or larger than the limit)".to_string())),
+        }
+    };
+    map_row(r, body)
+}
+
+/// Legacy notes.sqlite: HTML bodies.
+fn map_legacy(r: &rusqlite::Row<'_>) -> NoteRow {
+    let body = match blob(get(r, 10)) {
+        Some(html) => (Some(html_to_text(&String::from_utf8_lossy(&html))), None),
+        None => (None, Some("no body (or larger than the limit)".to_string())),
+    };
+    map_row(r, body)
 }
 
 /// A row before its folder name is resolved.
@@ -272,7 +472,38 @@ mod tests {
         assert!(body_text(b"not gzip").is_err());
     }
 
+    #[test]
+    fn legacy_html_bodies() {
+        let text = "Plan <A & B>\n\n- \"go\" it's 5 €";
+        let html = iosnap_phone::datasets::notes::legacy_body_html(text);
+        assert_eq!(html_to_text(&html), text);
+        assert_eq!(
+            html_to_text("Title<br>line &#233;&#xE9;&nbsp;<b>bold</b><p>para</p>"),
+            "Title\nline éé\u{a0}bold\npara"
+        );
+        assert_eq!(
+            html_to_text("<style>p{}</style>a < b &bogus; &#xZZ;"),
+            "a < b &bogus; &#xZZ;"
+        );
+        assert_eq!(
+            html_to_text("<div>x</div><div><br></div><div>y</div>"),
+            "x\n\ny"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn html_never_panics(s in "\\PC{0,200}") {
+            let _ = html_to_text(&s);
+        }
+
+        #[test]
+        fn html_round_trips_lines(lines in proptest::collection::vec("[^\\n\\r]{1,30}", 1..6)) {
+            let text = lines.join("\n");
+            let html = iosnap_phone::datasets::notes::legacy_body_html(&text);
+            prop_assert_eq!(html_to_text(&html), text);
+        }
+
         #[test]
         fn protobuf_never_panics(b in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = field(&b, 2);

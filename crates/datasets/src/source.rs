@@ -39,7 +39,7 @@ pub struct Source {
     file: String,
     dataset: &'static str,
     path: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<iosnap_format::scratch::ScratchDir>,
 }
 
 impl std::fmt::Debug for Source {
@@ -52,16 +52,10 @@ impl std::fmt::Debug for Source {
     }
 }
 
-/// A private temporary folder (0700) for decrypted copies.
-fn private_temp_dir() -> Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = std::env::temp_dir();
-    let d = tempfile::Builder::new()
-        .prefix("iosnap-datasets-")
-        .tempdir()
-        .at(&tmp)?;
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).at(d.path())?;
-    Ok(d)
+/// A private temporary folder (0700) for decrypted copies, removed on drop and — through
+/// [`iosnap_format::scratch`] — also when the process is stopped by a signal or killed.
+fn private_temp_dir() -> Result<iosnap_format::scratch::ScratchDir> {
+    Ok(iosnap_format::scratch::new_dir()?)
 }
 
 /// Copies one backup entry (decrypting it) to `dest`, created 0600.
@@ -95,6 +89,15 @@ impl Source {
             }
             Err(e) => return Err(e.into()),
         };
+        // A plain backup without a -wal companion: SQLite reads the data file where it is,
+        // read-only and immutable (no copy of a 100 MB sms.db, no lock, nothing ever written
+        // into the backup or a hard-linked snapshot).
+        let has_wal = backup
+            .find(loc.domain, &format!("{}-wal", loc.relative_path))
+            .is_ok_and(|e| e.has_data() && e.meta.size > 0);
+        if !backup.is_encrypted() && !has_wal {
+            return Self::open_immutable(&backup.data_path(&entry), loc);
+        }
         let temp = private_temp_dir()?;
         let name = loc.file_name();
         let path = temp.path().join(name);
@@ -141,6 +144,37 @@ impl Source {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .db(&file)?;
+        Self::with_conn(conn, path, loc)
+    }
+
+    /// Opens a data file of a plain backup in place: read-only, `immutable=1` (SQLite takes
+    /// no lock and never creates a `-journal`/`-shm` beside it, so a read-only or hard-linked
+    /// snapshot is never touched). Only for files nothing writes to while we read.
+    fn open_immutable(path: &Path, loc: DbLocation) -> Result<Source> {
+        use std::os::unix::ffi::OsStrExt;
+        let file = loc.file_name().to_string();
+        let mut uri = String::from("file:");
+        for &b in path.as_os_str().as_bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                uri.push(char::from(b));
+            } else {
+                uri.push_str(&format!("%{b:02X}"));
+            }
+        }
+        uri.push_str("?immutable=1");
+        let conn = Connection::open_with_flags(
+            &uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db(&file)?;
+        Self::with_conn(conn, path, loc)
+    }
+
+    /// Probes the schema of an opened connection (made query-only).
+    fn with_conn(conn: Connection, path: &Path, loc: DbLocation) -> Result<Source> {
+        let file = loc.file_name().to_string();
         conn.execute_batch("PRAGMA query_only = 1;").db(&file)?;
         let schema = Schema::probe(&conn).map_err(|e| match e {
             // "file is not a database" and friends: say which dataset it was.

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result, link_error};
+use crate::pipeline::{CHUNK, Pipeline};
 use crate::store::{TMP_MARK, Txn};
 use crate::wire::{self, FrameError, Stream};
 
@@ -31,15 +32,12 @@ const MAX_NAME_LEN: u32 = 4096;
 const MAX_ERROR_LEN: u32 = 64 * 1024;
 /// Block size used when sending files to the phone (Apple's DeviceLink buffer size).
 const SEND_BLOCK: usize = 32 * 1024;
-/// Files received before their batched sync + rename (keeps open descriptors bounded).
-const COMMIT_BATCH: usize = 256;
 /// Read buffer of the DeviceLink socket. A backup is mostly small framing reads (4-byte
 /// lengths, 1-byte codes, names) between 32 KiB data blocks; without a buffer each of them was
 /// one `recvfrom` (18 per file). One large read now serves many of them.
 const READ_BUFFER: usize = 256 * 1024;
-/// Received file data is gathered up to this size before one `write` to the temp file (the
-/// phone sends 32 KiB blocks; a `write` per block cost a syscall and an ext4 write_begin each).
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// Received file data is gathered into buffers of [`CHUNK`] bytes, each written with one
+/// `write` by a writer thread ([`crate::pipeline`]); the phone sends 32 KiB blocks.
 /// The placeholder DeviceLink uses for empty strings.
 const EMPTY: &str = "___EmptyParameterString___";
 
@@ -54,6 +52,9 @@ pub struct Progress {
     pub files: u64,
     /// Bytes the phone announced for the current upload batch (0 when unknown).
     pub batch_total_bytes: u64,
+    /// The phone is showing its passcode prompt and waits for the user before it goes on
+    /// (iOS ≥ 16.1, `com.apple.LocalAuthentication.ui.presented`); see [`crate::backup`].
+    pub passcode_prompt: bool,
 }
 
 /// Counters of one DeviceLink run.
@@ -101,6 +102,20 @@ pub(crate) struct DlConn {
     udid: String,
     idle: Duration,
     step: String,
+    /// "The phone waits for its user" (passcode prompt up): the idle timeout is suspended
+    /// while it is true, and restarts whenever it changes.
+    hold: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Whether an idle period that just expired is explained by the phone waiting for its user.
+fn waiting_for_user(hold: &mut Option<tokio::sync::watch::Receiver<bool>>) -> bool {
+    match hold {
+        Some(rx) => {
+            let changed = rx.has_changed().unwrap_or(false);
+            *rx.borrow_and_update() || changed
+        }
+        None => false,
+    }
 }
 
 impl DlConn {
@@ -110,7 +125,13 @@ impl DlConn {
             udid: udid.to_string(),
             idle,
             step: "mobilebackup2 handshake".into(),
+            hold: None,
         }
+    }
+
+    /// Suspends the idle timeout while `hold` is true (the phone waits for its user).
+    pub(crate) fn set_hold(&mut self, hold: tokio::sync::watch::Receiver<bool>) {
+        self.hold = Some(hold);
     }
 
     fn frame_err(&self, e: FrameError) -> Error {
@@ -129,9 +150,20 @@ impl DlConn {
     }
 
     async fn recv(&mut self) -> Result<Vec<plist::Value>> {
-        let v = match tokio::time::timeout(self.idle, wire::read_plist(&mut self.io)).await {
-            Ok(r) => r.map_err(|e| self.frame_err(e))?,
-            Err(_) => return Err(self.timeout_err()),
+        let read = {
+            let read = wire::read_plist(&mut self.io);
+            tokio::pin!(read);
+            loop {
+                match tokio::time::timeout(self.idle, &mut read).await {
+                    Ok(r) => break Some(r),
+                    Err(_) if waiting_for_user(&mut self.hold) => continue,
+                    Err(_) => break None,
+                }
+            }
+        };
+        let v = match read {
+            Some(r) => r.map_err(|e| self.frame_err(e))?,
+            None => return Err(self.timeout_err()),
         };
         match v {
             plist::Value::Array(a)
@@ -291,10 +323,25 @@ impl DlConn {
 
     /// Runs the message loop until the phone's final `DLMessageProcessMessage`, which is
     /// returned. Every file operation goes through `txn`; `progress` sees every change.
+    /// Uploaded files are written by writer threads ([`crate::pipeline`]); when this returns
+    /// (or is dropped) they have stopped and `txn` is back in place.
     pub(crate) async fn run_loop(
         &mut self,
         operation: &str,
         txn: &mut Txn,
+        stats: &mut LoopStats,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<plist::Dictionary> {
+        let mut pipe = Pipeline::lend(txn);
+        let fin = self.messages(operation, &mut pipe, stats, progress).await?;
+        pipe.finish().await?;
+        Ok(fin)
+    }
+
+    async fn messages(
+        &mut self,
+        operation: &str,
+        txn: &mut Pipeline<'_>,
         stats: &mut LoopStats,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<plist::Dictionary> {
@@ -322,6 +369,13 @@ impl DlConn {
             {
                 prog.percent = Some(p);
             }
+            // Requests that look at or change paths see every earlier upload in place.
+            if !matches!(
+                name.as_str(),
+                "DLMessageUploadFiles" | "DLMessageGetFreeDiskSpace"
+            ) {
+                txn.barrier().await?;
+            }
             match name.as_str() {
                 "DLMessageDownloadFiles" => {
                     self.download_files(&msg, txn, stats, &mut prog, progress)
@@ -340,7 +394,7 @@ impl DlConn {
                 }
                 "DLContentsOfDirectory" => {
                     let listing = match msg.get(1).and_then(|v| v.as_string()) {
-                        Some(rel) => match txn.resolve(rel) {
+                        Some(rel) => match txn.with(|t| t.resolve(rel)) {
                             Ok(p) => list_dir(&p),
                             Err(e) => return Err(e),
                         },
@@ -353,8 +407,8 @@ impl DlConn {
                     let rel = msg.get(1).and_then(|v| v.as_string()).ok_or_else(|| {
                         Error::protocol(self.step.clone(), "CreateDirectory without a path")
                     })?;
-                    let path = txn.resolve(rel)?;
-                    match txn.create_dir_all(&path) {
+                    let path = txn.with(|t| t.resolve(rel))?;
+                    match txn.with(|t| t.create_dir_all(&path)) {
                         Ok(()) => self.status(0, "", plist::Dictionary::new().into()).await?,
                         Err(e) => {
                             let code = code_of(&e);
@@ -375,15 +429,12 @@ impl DlConn {
                                 "MoveItems destination is not a string",
                             )
                         })?;
-                        pairs.push((txn.resolve(from)?, txn.resolve(to)?));
+                        pairs.push(
+                            txn.with(|t| Ok::<_, Error>((t.resolve(from)?, t.resolve(to)?)))?,
+                        );
                     }
-                    let mut result = Ok(());
-                    for (from, to) in &pairs {
-                        if let Err(e) = txn.rename(from, to) {
-                            result = Err(e);
-                            break;
-                        }
-                    }
+                    let result =
+                        txn.with(|t| pairs.iter().try_for_each(|(from, to)| t.rename(from, to)));
                     self.reply_result(result).await?;
                     progress(prog);
                 }
@@ -396,15 +447,9 @@ impl DlConn {
                         let rel = it.as_string().ok_or_else(|| {
                             Error::protocol(self.step.clone(), "RemoveItems entry is not a string")
                         })?;
-                        paths.push(txn.resolve(rel)?);
+                        paths.push(txn.with(|t| t.resolve(rel))?);
                     }
-                    let mut result = Ok(());
-                    for p in &paths {
-                        if let Err(e) = txn.remove(p) {
-                            result = Err(e);
-                            break;
-                        }
-                    }
+                    let result = txn.with(|t| paths.iter().try_for_each(|p| t.remove(p)));
                     self.reply_result(result).await?;
                     progress(prog);
                 }
@@ -413,7 +458,9 @@ impl DlConn {
                         msg.get(1).and_then(|v| v.as_string()),
                         msg.get(2).and_then(|v| v.as_string()),
                     ) {
-                        (Some(s), Some(d)) => (txn.resolve(s)?, txn.resolve(d)?),
+                        (Some(s), Some(d)) => {
+                            txn.with(|t| Ok::<_, Error>((t.resolve(s)?, t.resolve(d)?)))?
+                        }
                         _ => {
                             return Err(Error::protocol(
                                 self.step.clone(),
@@ -421,7 +468,7 @@ impl DlConn {
                             ));
                         }
                     };
-                    let r = txn.copy(&src, &dst);
+                    let r = txn.with(|t| t.copy(&src, &dst));
                     self.reply_result(r).await?;
                 }
                 "DLMessageProcessMessage" => {
@@ -473,7 +520,7 @@ impl DlConn {
     async fn download_files(
         &mut self,
         msg: &[plist::Value],
-        txn: &Txn,
+        txn: &Pipeline<'_>,
         stats: &mut LoopStats,
         prog: &mut Progress,
         progress: &mut (dyn FnMut(Progress) + Send),
@@ -494,7 +541,7 @@ impl DlConn {
                 .map_err(|_| Error::protocol(self.step.clone(), "requested path too long"))?;
             self.write_raw(&len.to_be_bytes()).await?;
             self.write_raw(name).await?;
-            let failure = match txn.resolve(rel) {
+            let failure = match txn.with(|t| t.resolve(rel)) {
                 Err(e) => Some((-1i64, e.to_string())),
                 Ok(path) => match tokio::fs::File::open(&path).await {
                     Err(e) => Some((device_code(&e), e.to_string())),
@@ -553,23 +600,18 @@ impl DlConn {
         }
     }
 
-    /// `DLMessageUploadFiles`: receive files from the phone, each into a temp file that is
-    /// renamed into place only once the phone marks it complete.
+    /// `DLMessageUploadFiles`: receive files from the phone and hand them to the writer
+    /// threads, each file in order; the writers create it (under its final name when new,
+    /// else as a temp file renamed over the old one) and keep it only when the phone marks it
+    /// complete. Answered once the stream is received (see [`crate::pipeline`]).
     async fn upload_files(
         &mut self,
-        txn: &mut Txn,
+        txn: &mut Pipeline<'_>,
         stats: &mut LoopStats,
         prog: &mut Progress,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<()> {
-        // File data is gathered here, then written with one syscall per WRITE_BUFFER bytes.
-        let mut wbuf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
-        // Finished files wait here for one batched sync + rename (bounded to keep fds low).
-        let mut done: Vec<crate::store::PendingFile> = Vec::new();
         loop {
-            if done.len() >= COMMIT_BATCH {
-                txn.commit_files(std::mem::take(&mut done))?;
-            }
             let dlen = self.read_u32().await?;
             if dlen == 0 {
                 break;
@@ -592,10 +634,9 @@ impl DlConn {
                 ));
             }
             let rel = self.read_string(flen).await?;
-            let dst = txn.resolve(&rel)?;
-            let mut pending = txn.create_file(&dst)?;
+            txn.start_file(&rel)?;
+            let mut chunk = txn.buffer().await?;
             let mut got_data = false;
-            wbuf.clear();
             let outcome: std::result::Result<(), String> = loop {
                 let blen = self.read_u32().await?;
                 if blen == 0 {
@@ -607,16 +648,13 @@ impl DlConn {
                 match code[0] {
                     CODE_FILE_DATA => {
                         while remaining > 0 {
-                            let room = WRITE_BUFFER.saturating_sub(wbuf.len()).max(1);
-                            let take = remaining.min(room as u64) as usize;
-                            let start = wbuf.len();
-                            wbuf.resize(start + take, 0);
-                            self.read_exact(wbuf.get_mut(start..).unwrap_or_default())
-                                .await?;
-                            if wbuf.len() >= WRITE_BUFFER {
-                                pending.write_all(&wbuf)?;
-                                wbuf.clear();
+                            if chunk.len() >= CHUNK {
+                                let full = std::mem::replace(&mut chunk, txn.buffer().await?);
+                                txn.send(Some(full), None).await?;
                             }
+                            let room = CHUNK.saturating_sub(chunk.len()).max(1);
+                            let take = remaining.min(room as u64) as usize;
+                            self.read_into(chunk.data_mut(), take).await?;
                             remaining -= take as u64;
                             stats.bytes_received += take as u64;
                         }
@@ -647,18 +685,36 @@ impl DlConn {
             };
             // LIMD: a remote-error terminator after data blocks is not an error.
             if outcome.is_ok() || got_data {
-                pending.write_all(&wbuf)?;
-                done.push(pending);
+                txn.send(Some(chunk), Some(true)).await?;
                 stats.files_received += 1;
                 prog.files = stats.files_received;
                 progress(*prog);
             } else {
-                drop(pending);
+                txn.send(Some(chunk), Some(false)).await?;
                 stats.remote_file_errors += 1;
             }
         }
-        txn.commit_files(done)?;
         self.status(0, "", plist::Dictionary::new().into()).await
+    }
+
+    /// Appends exactly `n` bytes from the phone to `buf` (no zero-filling first).
+    async fn read_into(&mut self, buf: &mut Vec<u8>, n: usize) -> Result<()> {
+        let target = buf.len() + n;
+        buf.reserve(n);
+        while buf.len() < target {
+            let want = (target - buf.len()) as u64;
+            let mut limited = (&mut self.io).take(want);
+            match tokio::time::timeout(self.idle, limited.read_buf(buf)).await {
+                Ok(Ok(0)) => {
+                    let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                    return Err(link_error(&self.udid, &self.step, &eof));
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(link_error(&self.udid, &self.step, &e)),
+                Err(_) => return Err(self.timeout_err()),
+            }
+        }
+        Ok(())
     }
 
     async fn skip(&mut self, mut n: u64) -> Result<()> {

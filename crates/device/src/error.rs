@@ -28,6 +28,9 @@ pub enum DeviceErrorKind {
     Busy,
     /// The request was cancelled on the phone.
     Cancelled,
+    /// The phone asked for its passcode to allow the backup (iOS ≥ 16.1) and nobody entered
+    /// it in time (or the prompt was cancelled on the phone).
+    PasscodeTimeout,
     /// Anything else: the code and description are shown as they came.
     Other,
 }
@@ -36,6 +39,9 @@ impl DeviceErrorKind {
     /// Classifies a device error from its MBErrorDomain code and description text.
     pub fn classify(code: u64, description: &str) -> DeviceErrorKind {
         let d = description.to_ascii_lowercase();
+        if d.contains("passcode") {
+            return DeviceErrorKind::PasscodeTimeout;
+        }
         if d.contains("password") || d.contains("passphrase") {
             return DeviceErrorKind::WrongPassword;
         }
@@ -75,6 +81,9 @@ impl DeviceErrorKind {
             }
             DeviceErrorKind::Busy => "another sync is running on the phone; wait for it and retry",
             DeviceErrorKind::Cancelled => "the operation was cancelled on the phone",
+            DeviceErrorKind::PasscodeTimeout => {
+                "unlock your iPhone and enter the passcode to allow the backup, then retry"
+            }
             DeviceErrorKind::Other => "see the device's message",
         }
     }
@@ -147,6 +156,17 @@ pub enum Error {
         /// The protocol step that was running.
         during: String,
         /// The idle timeout that expired.
+        secs: u64,
+    },
+    /// The phone asked for its passcode before the backup (iOS ≥ 16.1) and the prompt stayed
+    /// up longer than [`crate::BackupOptions::passcode_timeout`].
+    #[error(
+        "device {udid} is waiting for its passcode: unlock your iPhone and enter the passcode to allow the backup (waited {secs} s), then retry"
+    )]
+    PasscodeTimeout {
+        /// The phone.
+        udid: String,
+        /// How long the prompt was waited for.
         secs: u64,
     },
     /// The phone has not been paired and pairing needs the user.
@@ -298,6 +318,7 @@ impl Error {
             Error::MuxRefused { code, .. } => *code == 3 || *code == 2,
             Error::DeviceNotFound { .. } => true,
             Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::PasscodeTimeout { .. } => true,
             Error::Pairing { retryable, .. } => *retryable,
             Error::BadPairRecord { .. } => false,
             Error::Lockdown { message, .. } => {
@@ -315,6 +336,19 @@ impl Error {
             Error::BadBackupFolder { .. } | Error::InvalidRequest(_) => false,
             Error::Io { .. } => false,
             Error::RollbackFailed { .. } => false,
+        }
+    }
+
+    /// What the failure means for the user when it concerns the phone's state (locked,
+    /// waiting for its passcode, busy …): the kind of a device-reported [`Error::Device`], and
+    /// [`DeviceErrorKind::PasscodeTimeout`] for [`Error::PasscodeTimeout`]. A scheduler uses
+    /// it to say *why* it waits ("locked device") instead of only that it failed.
+    pub fn device_error_kind(&self) -> Option<DeviceErrorKind> {
+        match self {
+            Error::Device { kind, .. } => Some(*kind),
+            Error::PasscodeTimeout { .. } => Some(DeviceErrorKind::PasscodeTimeout),
+            Error::RollbackFailed { original, .. } => original.device_error_kind(),
+            _ => None,
         }
     }
 
@@ -377,7 +411,7 @@ pub(crate) fn from_idevice(udid: &str, request: &str, e: idevice::IdeviceError) 
         },
         I::UserDeniedPairing => Error::Pairing {
             udid: udid.to_string(),
-            reason: "the user tapped \"Don't Trust\"; unplug and replug the phone, tap Trust, then retry"
+            reason: "the phone refused pairing (\"Don't Trust\" was tapped); unplug and replug the phone, tap Trust, then retry"
                 .into(),
             retryable: true,
         },
@@ -449,6 +483,10 @@ mod tests {
             DeviceErrorKind::BadBackupFolder
         );
         assert_eq!(DeviceErrorKind::classify(999, "x"), DeviceErrorKind::Other);
+        assert_eq!(
+            DeviceErrorKind::classify(1, "Passcode entry was cancelled"),
+            DeviceErrorKind::PasscodeTimeout
+        );
     }
 
     #[test]
@@ -471,6 +509,29 @@ mod tests {
         };
         assert!(lock.is_retryable());
         assert!(lock.to_string().contains("sync lock"));
+    }
+
+    #[test]
+    fn passcode_timeout_is_a_retryable_locked_state() {
+        let e = Error::PasscodeTimeout {
+            udid: "u".into(),
+            secs: 300,
+        };
+        assert!(e.is_retryable());
+        assert_eq!(
+            e.device_error_kind(),
+            Some(DeviceErrorKind::PasscodeTimeout)
+        );
+        assert!(e.to_string().contains("enter the passcode"), "{e}");
+        let wrapped = Error::RollbackFailed {
+            original: Box::new(e),
+            problems: "x".into(),
+        };
+        assert_eq!(
+            wrapped.device_error_kind(),
+            Some(DeviceErrorKind::PasscodeTimeout)
+        );
+        assert_eq!(Error::InvalidRequest("x".into()).device_error_kind(), None);
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod error;
 pub mod info_plist;
 pub mod mux;
 pub mod ops;
+mod pipeline;
 pub mod session;
 pub mod store;
 pub mod wire;
@@ -45,4 +46,4 @@ pub use mux::{ConnectionType, DeviceEvent, DeviceInfo, MuxAddr, list_devices, wa
 pub use ops::{
     BackupOptions, BackupSummary, RestoreOptions, backup, change_password, info, list, restore,
 };
-pub use session::{DeviceSession, DeviceValues, SessionOptions};
+pub use session::{DeviceSession, DeviceValues, ForgottenPairing, SessionOptions, forget_pairing};

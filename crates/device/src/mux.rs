@@ -408,6 +408,28 @@ impl MuxConn {
         }
     }
 
+    /// `DeletePairRecord`: `Ok(true)` when usbmuxd had a record and removed it, `Ok(false)`
+    /// when it had none (usbmuxd answers result 2, ENOENT).
+    pub(crate) async fn delete_pair_record(&mut self, udid: &str) -> Result<bool> {
+        let reply = self
+            .request(dict(&[
+                ("MessageType", "DeletePairRecord".into()),
+                ("PairRecordID", udid.into()),
+            ]))
+            .await?;
+        match Self::result_number(&reply) {
+            Some(0) => Ok(true),
+            Some(2) => Ok(false),
+            Some(n) => Err(Error::MuxRefused {
+                request: "DeletePairRecord".into(),
+                code: n,
+            }),
+            None => Err(Error::MuxProtocol(
+                "DeletePairRecord reply has no result".into(),
+            )),
+        }
+    }
+
     /// `Connect`: on success this connection becomes a raw pipe to `port` on the phone.
     pub(crate) async fn connect(mut self, device_id: u64, port: u16) -> Result<Box<dyn Stream>> {
         let reply = self

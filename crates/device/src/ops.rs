@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use idevice::Idevice;
 use idevice::installation_proxy::InstallationProxyClient;
 use idevice::notification_proxy::NotificationProxyClient;
@@ -34,15 +35,101 @@ const OBSERVED: [&str; 4] = [
     "com.apple.itunes-client.syncResumeRequest",
     "com.apple.mobile.backup.domain_changed",
 ];
+/// The phone shows its passcode prompt before a backup (iOS ≥ 16.1) …
+const NOTE_PASSCODE_PRESENTED: &str = "com.apple.LocalAuthentication.ui.presented";
+/// … and hides it once the passcode was entered (or the prompt cancelled).
+const NOTE_PASSCODE_DISMISSED: &str = "com.apple.LocalAuthentication.ui.dismissed";
 const LOCK_FILE: &str = "/com.apple.itunes.lock_sync";
 const RESTORE_APPS_DIR: &str = "/iTunesRestore";
 const RESTORE_APPS_FILE: &str = "/iTunesRestore/RestoreApplications.plist";
 
 /// Options of [`backup`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BackupOptions {
     /// Ask the phone for a full backup (`ForceFullBackup`) even if an earlier one exists.
     pub full: bool,
+    /// How long the phone's passcode prompt may stay up before the backup fails with
+    /// [`Error::PasscodeTimeout`] (default 5 min). Since iOS 16.1 a phone may ask for its
+    /// passcode before it sends anything; nobody may be there to type it (a nightly backup),
+    /// so waiting forever would hold the sync lock forever.
+    pub passcode_timeout: Duration,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            full: false,
+            passcode_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The notices of a phone's passcode prompt, from a notification_proxy connection of their own
+/// (the sync-lock connection must stay free for the posts that end the backup).
+type NoticeStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = std::result::Result<String, idevice::IdeviceError>> + Send>,
+>;
+
+/// Starts observing the passcode prompt notices.
+async fn observe_passcode_prompt(session: &DeviceSession) -> Result<NoticeStream> {
+    let udid = session.udid();
+    let io = session.start_service(SVC_NP, false).await?;
+    let mut np = NotificationProxyClient::new(Idevice::new(Box::new(io), "iosnap"));
+    for name in [NOTE_PASSCODE_PRESENTED, NOTE_PASSCODE_DISMISSED] {
+        np.observe_notification(name)
+            .await
+            .map_err(|e| from_idevice(udid, "ObserveNotification", e))?;
+    }
+    Ok(np.into_stream())
+}
+
+/// Follows the passcode prompt: sets `hold` (which suspends the DeviceLink idle timeout) and
+/// calls `report` when the prompt appears and goes away. Only ever returns the error that ends
+/// the backup: the prompt stayed up longer than `timeout`. If the notice connection ends, the
+/// backup goes on without it (the DeviceLink loop still notices a phone that went away).
+async fn watch_passcode_prompt(
+    mut notes: Option<NoticeStream>,
+    hold: &tokio::sync::watch::Sender<bool>,
+    timeout: Duration,
+    udid: &str,
+    mut report: impl FnMut(bool),
+) -> Error {
+    let expired = || Error::PasscodeTimeout {
+        udid: udid.to_string(),
+        secs: timeout.as_secs(),
+    };
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match (notes.as_mut(), deadline) {
+            (Some(s), Some(d)) => tokio::select! {
+                n = s.next() => n,
+                _ = tokio::time::sleep_until(d) => return expired(),
+            },
+            (Some(s), None) => s.next().await,
+            (None, Some(d)) => {
+                tokio::time::sleep_until(d).await;
+                return expired();
+            }
+            (None, None) => return std::future::pending().await,
+        };
+        match next {
+            Some(Ok(name)) if name == NOTE_PASSCODE_PRESENTED => {
+                if deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + timeout);
+                    hold.send_replace(true);
+                    report(true);
+                }
+            }
+            Some(Ok(name)) if name == NOTE_PASSCODE_DISMISSED => {
+                if deadline.take().is_some() {
+                    hold.send_replace(false);
+                    report(false);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => notes = None,
+        }
+    }
 }
 
 /// What a finished backup did.
@@ -356,7 +443,8 @@ fn finish_txn<T>(txn: Txn, outcome: Result<T>) -> Result<T> {
 /// Everything the phone changes in the folder is journalled; if anything fails (the phone
 /// disconnects, reports an error, or leaves Status.plist unfinished) the folder is put back
 /// exactly as it was, so an earlier complete backup stays complete. Files are never modified in
-/// place (temp file + fsync + rename), so a snapshot store may hand in a folder of hard links.
+/// place (a new version of an existing file is a temp file, synced, then renamed over it; a new
+/// file is journalled, then created), so a snapshot store may hand in a folder of hard links.
 pub async fn backup(
     session: &DeviceSession,
     target_dir: &Path,
@@ -383,6 +471,9 @@ pub async fn backup(
     let mut dl = open_mb2(session).await?;
     let mut lock = SyncLock::acquire(session).await?;
     let result = async {
+        let notes = observe_passcode_prompt(session).await?;
+        let (hold, hold_rx) = tokio::sync::watch::channel(false);
+        dl.set_hold(hold_rx.clone());
         let inputs = gather_info(session, &mut lock.afc).await?;
         let mut txn = Txn::begin(target_dir, &[&udid])?;
         let mut stats = LoopStats::default();
@@ -398,9 +489,30 @@ pub async fn backup(
                 req.insert("Options".into(), plist::Value::Dictionary(o));
             }
             dl.send_process_message("Backup", req).await?;
-            let fin = dl
-                .run_loop("backup", &mut txn, &mut stats, &mut progress)
-                .await?;
+            // The DeviceLink loop and the passcode watcher both report progress: the last
+            // report is shared, so each carries the other's latest state.
+            let last = std::sync::Mutex::new((Progress::default(), &mut progress));
+            let mut from_loop = |mut p: Progress| {
+                let mut g = last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                p.passcode_prompt = *hold_rx.borrow();
+                g.0 = p;
+                (g.1)(p);
+            };
+            let prompt =
+                watch_passcode_prompt(Some(notes), &hold, opts.passcode_timeout, &udid, |up| {
+                    let mut g = last
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    g.0.passcode_prompt = up;
+                    let p = g.0;
+                    (g.1)(p);
+                });
+            let fin = tokio::select! {
+                fin = dl.run_loop("backup", &mut txn, &mut stats, &mut from_loop) => fin?,
+                e = prompt => return Err(e),
+            };
             check_result(&udid, &fin)?;
             let status_path = folder.join("Status.plist");
             match snapshot_state(&status_path) {

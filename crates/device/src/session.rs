@@ -3,7 +3,9 @@
 //! Every operation opens a fresh lockdown connection with a TLS session (as idevicebackup2 does
 //! for each helper service), so a long backup never depends on one lockdown socket staying
 //! healthy. Lockdown, TLS and pairing come from `idevice`; the pair record lookup order
-//! (usbmuxd, then `/var/lib/lockdown/<UDID>.plist`, then pairing and `SavePairRecord`) is ours.
+//! (usbmuxd, then `/var/lib/lockdown/<UDID>.plist`, then pairing and `SavePairRecord`) is ours,
+//! and so is [`forget_pairing`] (usbmuxd `DeletePairRecord`, lockdown `Unpair`), which
+//! `idevice` does not offer.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +16,7 @@ use idevice::pairing_file::PairingFile;
 
 use crate::error::{Error, Result, from_idevice};
 use crate::mux::{DeviceInfo, LOCKDOWN_PORT, MuxAddr, MuxConn, find_device};
+use crate::wire;
 use crate::wire::Stream;
 
 /// Where usbmuxd keeps pair records on Linux (read when usbmuxd itself does not return one,
@@ -114,7 +117,7 @@ impl DeviceSession {
             None => {
                 return Err(Error::Pairing {
                     udid: device.udid.clone(),
-                    reason: "this computer is not paired with the phone; run `iosnap pair` (or idevicepair pair) and tap Trust".into(),
+                    reason: "this computer is not paired with the phone: run `iosnap backup` (it pairs) or `idevicepair pair`, and tap Trust on the phone".into(),
                     retryable: false,
                 });
             }
@@ -340,9 +343,7 @@ pub(crate) async fn load_pair_record(
 
 /// Reads `<dir>/<udid>.plist` (`Ok(None)` when there is no such file).
 pub fn read_pair_record_file(dir: &Path, udid: &str) -> Result<Option<PairingFile>> {
-    if udid.is_empty() || udid.contains('/') || udid.contains('\0') || udid.starts_with('.') {
-        return Err(Error::InvalidRequest(format!("not a UDID: {udid:?}")));
-    }
+    check_udid(udid)?;
     let path = dir.join(format!("{udid}.plist"));
     match crate::store::read_optional(&path, 1024 * 1024)? {
         None => Ok(None),
@@ -356,6 +357,14 @@ pub fn read_pair_record_file(dir: &Path, udid: &str) -> Result<Option<PairingFil
                 })
         }
     }
+}
+
+/// A UDID is used as a file name: refuse anything that could leave the directory.
+fn check_udid(udid: &str) -> Result<()> {
+    if udid.is_empty() || udid.contains('/') || udid.contains('\0') || udid.starts_with('.') {
+        return Err(Error::InvalidRequest(format!("not a UDID: {udid:?}")));
+    }
+    Ok(())
 }
 
 fn new_host_id() -> String {
@@ -375,43 +384,208 @@ fn new_host_id() -> String {
     )
 }
 
+/// How often a pending "Trust This Computer?" dialog is asked about again (LIMD and idevice
+/// also poll once a second; the phone has no event for it).
+const PAIR_POLL: Duration = Duration::from_secs(1);
+
+/// Checks the phone's `DevicePublicKey` before pairing: `idevice` builds the certificates from
+/// it with an `unwrap`, so a key it cannot parse must be rejected here, with our error.
+async fn check_device_public_key(
+    ld: &mut LockdownClient,
+    udid: &str,
+    wait: Duration,
+) -> Result<()> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    let bad = |reason: String| Error::Pairing {
+        udid: udid.to_string(),
+        reason: format!("the phone's public key cannot be used for pairing: {reason}"),
+        retryable: false,
+    };
+    let v = match tokio::time::timeout(wait, ld.get_value(Some("DevicePublicKey"), None)).await {
+        Ok(r) => r.map_err(|e| from_idevice(udid, "GetValue DevicePublicKey", e))?,
+        Err(_) => {
+            return Err(Error::Timeout {
+                udid: udid.to_string(),
+                during: "GetValue DevicePublicKey".into(),
+                secs: wait.as_secs(),
+            });
+        }
+    };
+    let pem = v
+        .as_data()
+        .ok_or_else(|| bad("it is not data".into()))
+        .and_then(|d| std::str::from_utf8(d).map_err(|_| bad("it is not PEM text".into())))?;
+    rsa::RsaPublicKey::from_pkcs1_pem(pem)
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
+}
+
 /// Pairs with the phone (the user taps Trust) and stores the record in usbmuxd.
+///
+/// The phone answers `PairingDialogResponsePending` while "Trust This Computer?" is on its
+/// screen; the request is repeated until the user answers or [`SessionOptions::pair_wait`]
+/// runs out. "Don't Trust" ends it at once with [`Error::Pairing`].
 async fn pair(mux: &MuxAddr, device: &DeviceInfo, opts: &SessionOptions) -> Result<PairingFile> {
-    let udid = &device.udid;
+    let udid = device.udid.clone();
     let buid = MuxConn::open(mux).await?.read_buid().await?;
     let io = MuxConn::open(mux)
         .await?
         .connect(device.device_id, LOCKDOWN_PORT)
         .await?;
     let mut ld = LockdownClient::new(Idevice::new(Box::new(io), "iosnap"));
+    check_device_public_key(&mut ld, &udid, opts.idle_timeout).await?;
     let host_id = new_host_id();
     let host_name = std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "iosnap".into());
     let deadline = tokio::time::Instant::now() + opts.pair_wait;
     let record = loop {
-        match ld
-            .pair_once(host_id.clone(), buid.clone(), Some(&host_name))
-            .await
-        {
-            Ok(p) => break p,
-            Err(idevice::IdeviceError::PairingDialogResponsePending)
+        // Run in its own task: certificate generation in `idevice` panics on data it cannot
+        // use, and a panic there must become an error, not take the program down.
+        let (h, b, n) = (host_id.clone(), buid.clone(), host_name.clone());
+        let wait = opts.idle_timeout;
+        let attempt = tokio::spawn(async move {
+            let r = tokio::time::timeout(wait, ld.pair_once(h, b, Some(&n))).await;
+            (ld, r)
+        })
+        .await;
+        let r = match attempt {
+            Ok((back, r)) => {
+                ld = back;
+                r
+            }
+            Err(e) => {
+                return Err(Error::Pairing {
+                    udid,
+                    reason: format!("pairing failed on this computer: {e}"),
+                    retryable: false,
+                });
+            }
+        };
+        match r {
+            Ok(Ok(p)) => break p,
+            Ok(Err(idevice::IdeviceError::PairingDialogResponsePending))
                 if tokio::time::Instant::now() < deadline =>
             {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(PAIR_POLL).await;
             }
-            Err(e) => return Err(from_idevice(udid, "Pair", e)),
+            Ok(Err(idevice::IdeviceError::PairingDialogResponsePending)) => {
+                return Err(Error::Pairing {
+                    udid,
+                    reason: format!(
+                        "the phone asks \"Trust This Computer?\": unlock it and tap Trust, then retry (no answer within {} s)",
+                        opts.pair_wait.as_secs()
+                    ),
+                    retryable: true,
+                });
+            }
+            Ok(Err(e)) => return Err(from_idevice(&udid, "Pair", e)),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    udid,
+                    during: "Pair".into(),
+                    secs: wait.as_secs(),
+                });
+            }
         }
     };
     let bytes = record
         .clone()
         .serialize()
-        .map_err(|e| from_idevice(udid, "Pair", e))?;
+        .map_err(|e| from_idevice(&udid, "Pair", e))?;
     MuxConn::open(mux)
         .await?
-        .save_pair_record(udid, device.device_id, bytes)
+        .save_pair_record(&udid, device.device_id, bytes)
         .await?;
     Ok(record)
+}
+
+/// What [`forget_pairing`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgottenPairing {
+    /// usbmuxd had a pair record for the phone and deleted it (`DeletePairRecord`).
+    pub usbmuxd_record: bool,
+    /// The `<lockdown_dir>/<UDID>.plist` file that was removed here (usbmuxd not running, or
+    /// a record copied there by hand).
+    pub file_removed: Option<PathBuf>,
+    /// The phone was connected and forgot this computer too (lockdown `Unpair`), so it will
+    /// ask "Trust This Computer?" again.
+    pub phone_unpaired: bool,
+}
+
+/// Forgets this computer's pairing with a phone (`iosnap forget`): asks the phone to forget
+/// the host when it is connected (best effort), deletes usbmuxd's pair record, and removes
+/// `<lockdown_dir>/<UDID>.plist` if it is still there. The next session has to pair again,
+/// and the user has to tap Trust. A missing usbmuxd is not an error: the file is still removed.
+pub async fn forget_pairing(
+    mux: &MuxAddr,
+    udid: &str,
+    opts: &SessionOptions,
+) -> Result<ForgottenPairing> {
+    check_udid(udid)?;
+    let mut out = ForgottenPairing::default();
+    let conn = match MuxConn::open(mux).await {
+        Ok(c) => Some(c),
+        Err(Error::NoUsbmuxd { .. } | Error::MuxUnreachable { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(mut conn) = conn {
+        let from_mux = conn
+            .read_pair_record(udid)
+            .await?
+            .and_then(|b| PairingFile::from_bytes(&b).ok());
+        let record = match from_mux {
+            Some(r) => Some(r),
+            None => read_pair_record_file(&opts.lockdown_dir, udid).unwrap_or(None),
+        };
+        if let Some(record) = &record
+            && let Ok(device) = find_device(mux, udid).await
+        {
+            out.phone_unpaired = unpair_on_phone(mux, &device, record).await;
+        }
+        out.usbmuxd_record = MuxConn::open(mux).await?.delete_pair_record(udid).await?;
+    }
+    let path = opts.lockdown_dir.join(format!("{udid}.plist"));
+    match std::fs::remove_file(&path) {
+        Ok(()) => out.file_removed = Some(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    Ok(out)
+}
+
+/// lockdown `Unpair` with the record's HostID; `true` when the phone confirmed.
+async fn unpair_on_phone(mux: &MuxAddr, device: &DeviceInfo, record: &PairingFile) -> bool {
+    let attempt = async {
+        let mut io = MuxConn::open(mux)
+            .await?
+            .connect(device.device_id, LOCKDOWN_PORT)
+            .await?;
+        let mut pr = plist::Dictionary::new();
+        pr.insert("HostID".into(), record.host_id.clone().into());
+        let mut req = plist::Dictionary::new();
+        req.insert("Label".into(), "iosnap".into());
+        req.insert("Request".into(), "Unpair".into());
+        req.insert("PairRecord".into(), plist::Value::Dictionary(pr));
+        req.insert("ProtocolVersion".into(), "2".into());
+        wire::write_plist(&mut io, &plist::Value::Dictionary(req), false)
+            .await
+            .map_err(|e| Error::protocol("Unpair", e.to_string()))?;
+        let reply = wire::read_plist(&mut io)
+            .await
+            .map_err(|e| Error::protocol("Unpair", e.to_string()))?;
+        Ok::<bool, Error>(
+            reply
+                .as_dictionary()
+                .and_then(|d| d.get("Result"))
+                .and_then(|v| v.as_string())
+                == Some("Success"),
+        )
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), attempt).await,
+        Ok(Ok(true))
+    )
 }
 
 #[cfg(test)]

@@ -4,9 +4,14 @@
 //! Two guarantees, both required by the snapshot store that hands us a folder of hard links to
 //! the previous backup:
 //!
-//! 1. **No file is ever modified in place.** Every write goes to a new temporary file in the
-//!    destination's directory (`.<name>.iosnap-tmp-XXXXXXXX`), is fsynced, and is renamed over
-//!    the destination. A hard link to the old file elsewhere keeps the old content.
+//! 1. **No file is ever modified in place.** A file whose destination does not exist yet is
+//!    created under its final name with `O_EXCL` (its `Created` intent journalled first, so a
+//!    rollback removes it). A file whose destination exists (possibly a hard link shared with
+//!    an older snapshot) is written to a new temporary file in the same directory
+//!    (`.iosnap-<name>.XXXXXXXX`), made durable, and renamed over the destination; a hard link
+//!    to the old file elsewhere keeps the old content. Data written straight to a new name is
+//!    made durable by the one `syncfs` at [`Txn::commit`] (writeback is started as each file
+//!    is closed), or earlier if such a file is about to replace an existing one.
 //! 2. **A failed operation leaves the folder as it was.** Whatever the phone asks for (writes,
 //!    moves, removals, copies, new directories) is applied immediately, so the phone reads back
 //!    a consistent view, but everything displaced is first kept aside (hard link, or rename for
@@ -126,6 +131,71 @@ pub struct Txn {
     /// file). Entries are only added after a check or our own `mkdir`, and the whole set is
     /// dropped whenever a directory is moved or removed through this transaction.
     known_dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
+    /// Files were written straight to their (new) destination since the last sync: their data
+    /// is made durable by the sync at [`Txn::commit`], or earlier when one of them is about to
+    /// replace an existing file (see [`Txn::rename`]).
+    unsynced: bool,
+}
+
+/// The purely lexical path rules of a transaction (no file system access), so a path can be
+/// checked and normalised on one thread while another one owns the [`Txn`].
+#[derive(Debug, Clone)]
+pub(crate) struct PathRules {
+    root: PathBuf,
+    allowed_first: Vec<String>,
+}
+
+impl PathRules {
+    /// The folder paths are resolved under.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `root` joined with the normal components of `rel`, or the reason `rel` is unsafe:
+    /// empty, NUL, absolute, `..`, not UTF-8, one of our temporary names, or outside the
+    /// allowed first components. Symbolic links are checked by [`Txn::resolve`].
+    pub(crate) fn lexical(&self, rel: &str) -> Result<PathBuf> {
+        let reject = |reason: &'static str| Error::UnsafePath {
+            path: rel.to_string(),
+            reason,
+        };
+        if rel.is_empty() {
+            return Err(reject("empty path"));
+        }
+        if rel.contains('\0') {
+            return Err(reject("contains a NUL byte"));
+        }
+        if rel.starts_with('/') || rel.starts_with('\\') {
+            return Err(reject("absolute path"));
+        }
+        let mut out = self.root.clone();
+        let mut first = true;
+        for comp in Path::new(rel).components() {
+            match comp {
+                Component::Normal(c) => {
+                    let s = c.to_str().ok_or_else(|| reject("not UTF-8"))?;
+                    if s.starts_with(TMP_MARK) {
+                        return Err(reject("uses iosnap's reserved temporary name"));
+                    }
+                    if first
+                        && !self.allowed_first.is_empty()
+                        && !self.allowed_first.iter().any(|a| a == s)
+                    {
+                        return Err(reject("outside this device's backup folder"));
+                    }
+                    first = false;
+                    out.push(c);
+                }
+                Component::CurDir => {}
+                Component::ParentDir => return Err(reject("contains '..'")),
+                Component::RootDir | Component::Prefix(_) => return Err(reject("absolute path")),
+            }
+        }
+        if first {
+            return Err(reject("names no file"));
+        }
+        Ok(out)
+    }
 }
 
 fn random_suffix() -> String {
@@ -154,10 +224,16 @@ fn fsync_dir(dir: &Path) {
     }
 }
 
-fn syncfs(root: &Path) -> bool {
-    fs::File::open(root)
-        .ok()
-        .is_some_and(|d| rustix::fs::syncfs(&d).is_ok())
+/// Flushes the file system holding `root` and waits for it (`syncfs`); where that is refused
+/// (cannot open `root`), flushes every file system (`sync`), which Linux also waits for.
+fn sync_fs_of(root: &Path) -> Result<()> {
+    match fs::File::open(root) {
+        Ok(d) => rustix::fs::syncfs(&d).map_err(|e| Error::io(root, e.into())),
+        Err(_) => {
+            rustix::fs::sync();
+            Ok(())
+        }
+    }
 }
 
 /// Undoes every transaction a killed process left in `root` (see the module docs). Returns the
@@ -211,6 +287,7 @@ impl Txn {
             finished: false,
             read_only: false,
             known_dirs: Default::default(),
+            unsynced: false,
         };
         if !root.exists() {
             t.create_dir_all_abs(root)?;
@@ -239,7 +316,21 @@ impl Txn {
             finished: false,
             read_only: true,
             known_dirs: Default::default(),
+            unsynced: false,
         }
+    }
+
+    /// An inert transaction that owns nothing (read-only, already finished): what is left in
+    /// a caller's slot while its transaction is lent to the writer threads.
+    pub(crate) fn placeholder() -> Txn {
+        let mut t = Txn::read_only(Path::new(""), &[]);
+        t.finished = true;
+        t
+    }
+
+    /// Records that a file was closed by [`PendingFile::close_direct`] without a sync.
+    pub(crate) fn note_unsynced(&mut self) {
+        self.unsynced = true;
     }
 
     fn refuse_if_read_only(&self, path: &Path) -> Result<()> {
@@ -284,62 +375,42 @@ impl Txn {
         &self.root
     }
 
-    /// Turns a path sent by the phone into a path under the root, or rejects it.
+    /// The lexical path rules of this transaction (see [`PathRules::lexical`]).
+    pub(crate) fn path_rules(&self) -> PathRules {
+        PathRules {
+            root: self.root.clone(),
+            allowed_first: self.allowed_first.clone(),
+        }
+    }
+
+    /// Turns a path sent by the phone into a path under the root, or rejects it: the lexical
+    /// rules of `PathRules::lexical`, then no component may be a symbolic link.
     pub fn resolve(&self, rel: &str) -> Result<PathBuf> {
+        let full = self.path_rules().lexical(rel)?;
         let reject = |reason: &'static str| Error::UnsafePath {
             path: rel.to_string(),
             reason,
         };
-        if rel.is_empty() {
-            return Err(reject("empty path"));
-        }
-        if rel.contains('\0') {
-            return Err(reject("contains a NUL byte"));
-        }
-        if rel.starts_with('/') || rel.starts_with('\\') {
-            return Err(reject("absolute path"));
-        }
+        let tail = full.strip_prefix(&self.root).unwrap_or(&full);
         let mut out = self.root.clone();
-        let mut first = true;
-        let mut comps = Path::new(rel).components().peekable();
+        let mut comps = tail.components().peekable();
         while let Some(comp) = comps.next() {
-            match comp {
-                Component::Normal(c) => {
-                    let s = c.to_str().ok_or_else(|| reject("not UTF-8"))?;
-                    if s.starts_with(TMP_MARK) {
-                        return Err(reject("uses iosnap's reserved temporary name"));
-                    }
-                    if first
-                        && !self.allowed_first.is_empty()
-                        && !self.allowed_first.iter().any(|a| a == s)
-                    {
-                        return Err(reject("outside this device's backup folder"));
-                    }
-                    first = false;
-                    out.push(c);
-                    // Intermediate directories checked before need no new `lstat`; the last
-                    // component is always checked (it may be a file planted since).
-                    let last = comps.peek().is_none();
-                    if !last && self.known_dirs.borrow().contains(&out) {
-                        continue;
-                    }
-                    match fs::symlink_metadata(&out) {
-                        Ok(m) if m.file_type().is_symlink() => {
-                            return Err(reject("goes through a symbolic link"));
-                        }
-                        Ok(m) if m.is_dir() && !last => {
-                            self.known_dirs.borrow_mut().insert(out.clone());
-                        }
-                        _ => {}
-                    }
-                }
-                Component::CurDir => {}
-                Component::ParentDir => return Err(reject("contains '..'")),
-                Component::RootDir | Component::Prefix(_) => return Err(reject("absolute path")),
+            out.push(comp);
+            // Intermediate directories checked before need no new `lstat`; the last
+            // component is always checked (it may be a file planted since).
+            let last = comps.peek().is_none();
+            if !last && self.known_dirs.borrow().contains(&out) {
+                continue;
             }
-        }
-        if first {
-            return Err(reject("names no file"));
+            match fs::symlink_metadata(&out) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(reject("goes through a symbolic link"));
+                }
+                Ok(m) if m.is_dir() && !last => {
+                    self.known_dirs.borrow_mut().insert(out.clone());
+                }
+                _ => {}
+            }
         }
         Ok(out)
     }
@@ -420,57 +491,94 @@ impl Txn {
         self.create_dir_all_abs(dir)
     }
 
-    /// Starts writing a new version of `dst`: a temp file next to it.
+    /// Starts writing `dst`. When nothing is there yet, the file is created directly under its
+    /// final name (its `Created` intent is journalled first, so a rollback or [`recover`]
+    /// removes it); otherwise — the destination may be a hard link shared with an older
+    /// snapshot — a temp file next to it is written and later renamed over it, so the existing
+    /// file is never modified.
     pub fn create_file(&mut self, dst: &Path) -> Result<PendingFile> {
+        self.plan_file(dst)?.open()
+    }
+
+    /// The journalled half of [`Txn::create_file`]: creates the parent directories, decides
+    /// between a direct and a temp file, and journals it. [`NewFile::open`] (no transaction
+    /// state needed) creates the file, so a writer thread can do it without holding the
+    /// transaction.
+    pub(crate) fn plan_file(&mut self, dst: &Path) -> Result<NewFile> {
         let parent = dst
             .parent()
             .ok_or_else(|| Error::io(dst, io::Error::other("no parent directory")))?
             .to_path_buf();
         self.create_dir_all_abs(&parent)?;
+        if !exists_nofollow(dst) {
+            self.record(Undo::Created(dst.to_path_buf()))?;
+            return Ok(NewFile {
+                path: dst.to_path_buf(),
+                dst: dst.to_path_buf(),
+                direct: true,
+            });
+        }
         let name = dst
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = parent.join(format!("{TMP_MARK}{name}.{}", random_suffix()));
         self.record(Undo::Temp(tmp.clone()))?;
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        Ok(PendingFile {
-            tmp,
+        Ok(NewFile {
+            path: tmp,
             dst: dst.to_path_buf(),
-            file: Some(file),
-            bytes: 0,
+            direct: false,
         })
     }
 
-    /// fsyncs `pending` and renames it over its destination (journalled).
+    /// Makes a finished file final: a direct file is closed (its data becomes durable at the
+    /// latest at [`Txn::commit`]); a temp file is fsynced and renamed over its destination.
     pub fn commit_file(&mut self, pending: PendingFile) -> Result<u64> {
+        if pending.direct {
+            return Ok(self.finish_direct(pending));
+        }
         if let Some(f) = &pending.file {
             f.sync_all().map_err(|e| Error::io(&pending.tmp, e))?;
         }
         self.rename_into_place(pending)
     }
 
-    /// Commits many finished files with one `syncfs` instead of one fsync each (a backup sends
-    /// thousands of small files; per-file fsync dominated its run time). Falls back to per-file
-    /// fsync where `syncfs` is unavailable. Data is durable before any rename either way.
+    /// Closes a file written under its final name and remembers that a sync is owed.
+    fn finish_direct(&mut self, pending: PendingFile) -> u64 {
+        self.unsynced = true;
+        pending.close_direct()
+    }
+
+    /// Makes every file written so far durable: one `syncfs` of the backup's file system (or
+    /// a global `sync` where that is refused), and clears the owed sync.
+    fn sync_data(&mut self) -> Result<()> {
+        sync_fs_of(&self.root)?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Commits many finished files. Direct files are only closed. Temp files must replace
+    /// their destination only once their data is durable: one `syncfs` for the whole batch
+    /// instead of one fsync each (a backup sends thousands of files), then the renames.
     pub fn commit_files(&mut self, batch: Vec<PendingFile>) -> Result<u64> {
-        if batch.is_empty() {
-            return Ok(0);
+        let mut bytes = 0;
+        let mut temps = Vec::new();
+        for p in batch {
+            if p.direct {
+                bytes += self.finish_direct(p);
+            } else {
+                temps.push(p);
+            }
         }
-        let synced = syncfs(&self.root);
-        // Files whose destination does not exist (all of them in a first backup) get their
-        // `Created` intents journalled with one write, before any of their renames.
+        if temps.is_empty() {
+            return Ok(bytes);
+        }
+        self.sync_data()?;
+        // Destinations that vanished since the file was planned get their `Created` intents
+        // journalled with one write, before any of their renames.
         let mut fresh = Vec::new();
         let mut intents = Vec::new();
-        let mut bytes = 0;
-        for p in batch {
-            if !synced && let Some(f) = &p.file {
-                f.sync_all().map_err(|e| Error::io(&p.tmp, e))?;
-            }
+        for p in temps {
             if exists_nofollow(&p.dst) {
                 bytes += self.rename_into_place(p)?;
             } else {
@@ -514,7 +622,7 @@ impl Txn {
         Ok(pending.bytes)
     }
 
-    /// Writes `data` as the new content of `dst` (temp + fsync + rename).
+    /// Writes `data` as the new content of `dst` (see [`Txn::create_file`]).
     pub fn write_file(&mut self, dst: &Path, data: &[u8]) -> Result<()> {
         let mut p = self.create_file(dst)?;
         p.write_all(data)?;
@@ -542,6 +650,11 @@ impl Txn {
             self.create_dir_all_abs(parent)?;
         }
         if exists_nofollow(to) {
+            // `from` (or files under it) may have been written directly and not synced yet:
+            // it must not replace an existing file before its data is durable.
+            if self.unsynced {
+                self.sync_data()?;
+            }
             self.displace(to, false)?;
         }
         self.record(Undo::Moved {
@@ -588,19 +701,23 @@ impl Txn {
     }
 
     /// Keeps every change and drops what was set aside.
+    /// If the data cannot be made durable the transaction is rolled back instead.
     pub fn commit(mut self) -> Result<()> {
-        self.finished = true;
         if self.read_only {
+            self.finished = true;
             return Ok(());
         }
-        // Make every rename durable before the aside copies go away.
-        if !syncfs(&self.root) {
-            fsync_dir(&self.root);
-        }
+        // Make every file and rename durable before the aside copies go away. On failure the
+        // transaction is dropped unfinished, which rolls it back.
+        self.sync_data()?;
+        self.finished = true;
         // Deleting the journal is the commit point: without it, recovery only cleans up.
         self.journal_file = None;
         let jpath = self.txn_dir.join(JOURNAL);
         fs::remove_file(&jpath).map_err(|e| Error::io(&jpath, e))?;
+        // Make the commit point itself durable: a journal that came back after a power loss
+        // would undo a committed backup.
+        fsync_dir(&self.txn_dir);
         self.journal.clear();
         fs::remove_dir_all(&self.txn_dir).map_err(|e| Error::io(&self.txn_dir, e))
     }
@@ -638,14 +755,51 @@ impl Drop for Txn {
     }
 }
 
-/// A file being written: a temp file that becomes the destination on [`Txn::commit_file`], or
-/// disappears when dropped.
+/// A file planned and journalled by [`Txn::plan_file`], not created yet.
+#[derive(Debug)]
+pub(crate) struct NewFile {
+    path: PathBuf,
+    dst: PathBuf,
+    direct: bool,
+}
+
+impl NewFile {
+    /// Creates the file (never opens an existing one: `O_EXCL`).
+    pub(crate) fn open(self) -> Result<PendingFile> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(PendingFile {
+            tmp: self.path,
+            dst: self.dst,
+            file: Some(file),
+            bytes: 0,
+            direct: self.direct,
+        })
+    }
+}
+
+/// Starts writing a finished file's data back to the disk without waiting for it, so the
+/// sync at commit has little left to do. Only a hint: errors are ignored (the sync reports).
+fn start_writeback(f: &fs::File) {
+    // On Linux, POSIX_FADV_DONTNEED starts asynchronous writeback of the dirty pages (the
+    // same WB_SYNC_NONE flush as sync_file_range(SYNC_FILE_RANGE_WRITE)); pages still dirty
+    // or under writeback stay cached.
+    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+/// A file being written. A direct file (its destination did not exist) is written under its
+/// final name; otherwise it is a temp file that becomes the destination on
+/// [`Txn::commit_file`]. Either way it disappears when dropped unfinished.
 #[derive(Debug)]
 pub struct PendingFile {
     tmp: PathBuf,
     dst: PathBuf,
     file: Option<fs::File>,
     bytes: u64,
+    direct: bool,
 }
 
 impl PendingFile {
@@ -664,6 +818,22 @@ impl PendingFile {
     /// Where this file will end up.
     pub fn destination(&self) -> &Path {
         &self.dst
+    }
+
+    /// Whether the file is written under its final name (its destination did not exist).
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Finishes a direct file: starts writing it back to disk and closes it; it stays (its
+    /// undo is journalled). The transaction must be told ([`Txn::note_unsynced`]) that a
+    /// sync is owed. Returns its size.
+    pub(crate) fn close_direct(mut self) -> u64 {
+        if let Some(f) = self.file.take() {
+            start_writeback(&f);
+        }
+        self.tmp = PathBuf::new();
+        self.bytes
     }
 }
 
@@ -969,6 +1139,58 @@ mod tests {
         t.commit_files(batch).unwrap();
         assert_eq!(fs::read(root.join("U/x/2")).unwrap(), b"U/x/2");
         assert!(t.rollback().is_empty());
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn new_files_go_straight_to_their_name_existing_ones_through_a_temp() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        let keep = root.join("keep");
+        fs::hard_link(root.join("U/Manifest.db"), &keep).unwrap();
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        let new = t.resolve("U/Snapshot/00/new").unwrap();
+        let mut p = t.create_file(&new).unwrap();
+        assert!(p.is_direct());
+        p.write_all(b"brand new").unwrap();
+        // Written under its final name: no temp file next to it.
+        let names: Vec<_> = fs::read_dir(root.join("U/Snapshot/00"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("new")]);
+        t.commit_file(p).unwrap();
+        assert!(t.unsynced);
+        let old = t.resolve("U/Manifest.db").unwrap();
+        let mut p = t.create_file(&old).unwrap();
+        assert!(!p.is_direct());
+        p.write_all(b"replaced").unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"old manifest");
+        t.commit_file(p).unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"replaced");
+        assert_eq!(fs::read(&keep).unwrap(), b"old manifest");
+        // A direct file replacing an existing one is synced first (the owed sync is paid).
+        t.write_file(&t.resolve("U/Snapshot/00/status").unwrap(), b"new status")
+            .unwrap();
+        assert!(t.unsynced);
+        t.rename(
+            &t.resolve("U/Snapshot/00/status").unwrap(),
+            &t.resolve("U/Status.plist").unwrap(),
+        )
+        .unwrap();
+        assert!(!t.unsynced);
+        assert_eq!(
+            fs::read(root.join("U/Status.plist")).unwrap(),
+            b"new status"
+        );
+        // An unfinished direct file disappears when dropped.
+        let half = t.resolve("U/half").unwrap();
+        let mut p = t.create_file(&half).unwrap();
+        p.write_all(b"half").unwrap();
+        drop(p);
+        assert!(!half.exists());
+        assert!(t.rollback().is_empty());
+        fs::remove_file(&keep).unwrap();
         assert_eq!(snapshot(&root), before);
     }
 

@@ -195,9 +195,11 @@ async fn plain_backup_then_incremental() {
     );
 
     // 4. --full forces a full backup.
-    let sum3 = backup(&s, &target, &BackupOptions { full: true }, |_| {})
-        .await
-        .unwrap();
+    let full = BackupOptions {
+        full: true,
+        ..BackupOptions::default()
+    };
+    let sum3 = backup(&s, &target, &full, |_| {}).await.unwrap();
     assert!(sum3.full);
     assert!(dev.counters().last_backup_full);
     assert_backup_matches_phone(&folder, &dev);

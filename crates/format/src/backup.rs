@@ -65,7 +65,7 @@ pub struct Backup {
     /// The decrypted `Manifest.db` (inside `_temp`), once unlocked.
     decrypted_db: Option<PathBuf>,
     /// Private directory holding the decrypted `Manifest.db`; removed on drop.
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<crate::scratch::ScratchDir>,
 }
 
 impl std::fmt::Debug for Backup {
@@ -418,15 +418,9 @@ impl Backup {
     }
 }
 
-/// A fresh temporary directory only the current user can enter.
-pub(crate) fn private_temp_dir() -> Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new()
-        .prefix("iosnap-")
-        .tempdir()
-        .at(std::env::temp_dir())?;
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).at(d.path())?;
-    Ok(d)
+/// A fresh temporary directory only the current user can enter (see [`crate::scratch`]).
+pub(crate) fn private_temp_dir() -> Result<crate::scratch::ScratchDir> {
+    crate::scratch::new_dir()
 }
 
 /// Creates a new file readable only by the current user (fails if it exists).

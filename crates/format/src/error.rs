@@ -123,6 +123,18 @@ pub enum Error {
         relative_path: String,
     },
 
+    /// The keychain was asked of a backup that is not encrypted. iOS protects a plain backup's
+    /// keychain with the phone's hardware key (or leaves it out), so passwords and Wi-Fi
+    /// networks are only recoverable from an encrypted backup.
+    #[error(
+        "{path}: this backup is not encrypted, so it holds no readable keychain: passwords and \
+         Wi-Fi networks are only in encrypted backups (turn on backup encryption and back up again)"
+    )]
+    KeychainNeedsEncryption {
+        /// The backup folder.
+        path: PathBuf,
+    },
+
     /// An invalid argument given by the caller (a bad glob, a bad option value).
     #[error("{0}")]
     InvalidArgument(String),

@@ -16,11 +16,13 @@
 //! | [`mbfile`] | the NSKeyedArchiver `MBFile` blob in each `Manifest.db` row |
 //! | [`mbdb`] | the legacy `Manifest.mbdb` index (iOS 5–9) |
 //! | [`keybag`] | the `BackupKeyBag` TLV, password → class keys |
+//! | [`keychain`] | `keychain-backup.plist`: passwords, Wi-Fi, keys, decrypted with the class keys |
 //! | [`crypto`] | key derivation, RFC 3394 wrap/unwrap, streaming AES-256-CBC |
 //! | [`backup`] | [`Backup`]: open a folder, unlock it, list entries, read files |
 //! | [`domain`] | domains grouped as people think of them (system, apps, groups, plugins) |
 //! | [`tree`] | the reconstructed tree: list a directory, find by glob |
 //! | [`path_safety`] | the one place where untrusted manifest paths are validated |
+//! | [`scratch`] | private temp folders for decrypted data, cleaned up even after a kill |
 //! | [`extract`] | extraction to `OUT/<domain>/<relativePath>` |
 //! | [`verify`] | every file row has its data file with the right size |
 //! | [`writer`] | create a standard backup folder, plain or encrypted |
@@ -33,11 +35,13 @@ pub mod error;
 pub mod extract;
 pub mod info_plist;
 pub mod keybag;
+pub mod keychain;
 pub mod manifest_db;
 pub mod manifest_plist;
 pub mod mbdb;
 pub mod mbfile;
 pub mod path_safety;
+pub mod scratch;
 pub mod status_plist;
 pub mod tree;
 pub mod verify;

@@ -47,6 +47,9 @@ pub enum PhoneError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// Exporting the keychain for a backup failed (encrypting an item with the backup keys).
+    #[error("exporting the keychain: {0}")]
+    Keychain(#[source] iosnap_format::Error),
 }
 
 impl PhoneError {

@@ -41,6 +41,7 @@
 //! | [`datasets::Photos`] | `CameraRollDomain/Media/PhotoData/Photos.sqlite`, files `Media/DCIM/1xxAPPLE/…` |
 //! | [`datasets::VoiceMemos`] | `MediaDomain/Media/Recordings/CloudRecordings.db` (`Recordings.db` before iOS 12) + `.m4a` |
 //! | [`datasets::Voicemail`] | `HomeDomain/Library/Voicemail/voicemail.db` + `<ROWID>.amr` |
+//! | [`keychain::Keychain`] | `KeychainDomain/keychain-backup.plist`, exported per backup by [`Phone::export_keychain`] |
 //! | [`datasets::WhatsApp`] | `AppDomainGroup-group.net.whatsapp.WhatsApp.shared/ChatStorage.sqlite` + `Message/Media/…` |
 
 pub mod datasets;
@@ -50,6 +51,7 @@ mod content;
 mod db;
 mod error;
 pub mod jpeg;
+pub mod keychain;
 mod media;
 mod rng;
 mod state;
@@ -341,6 +343,44 @@ impl Phone {
     /// The typed records behind the databases at the current generation.
     pub fn datasets(&self) -> &Datasets {
         &self.datasets
+    }
+
+    /// The phone's keychain (passwords, Wi-Fi networks, keys), a pure function of the spec.
+    pub fn keychain(&self) -> keychain::Keychain {
+        keychain::Keychain::generate(self.spec.seed, self.spec.epoch)
+    }
+
+    /// Exports the keychain into `KeychainDomain/keychain-backup.plist` for a backup made with
+    /// `keys`, as iOS does when a backup starts: items encrypted for that backup's keybag when
+    /// it is encrypted, empty tables for a plain backup. The row's size and mtime change only
+    /// when its bytes do (same keybag → same bytes, so an incremental backup skips it). A file
+    /// put there by a restore is left alone. Returns whether the content changed.
+    pub fn export_keychain(
+        &mut self,
+        keys: &iosnap_format::BackupKeys,
+    ) -> Result<bool, PhoneError> {
+        let Ok(pos) = self.position(keychain::DOMAIN, keychain::RELATIVE_PATH) else {
+            return Ok(false);
+        };
+        let bytes = self
+            .keychain()
+            .backup_plist(self.spec.seed, keys)
+            .map_err(PhoneError::Keychain)?;
+        let now = self.now();
+        let Some(f) = self.files.get_mut(pos) else {
+            return Ok(false);
+        };
+        match &f.source {
+            Source::Small(old) if old.as_ref() == bytes.as_slice() => Ok(false),
+            Source::Small(_) => {
+                f.meta.size = bytes.len() as u64;
+                f.meta.mtime = now.max(f.meta.mtime);
+                f.meta.ctime = f.meta.mtime;
+                f.source = Source::Small(Arc::from(bytes));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The current record counts.

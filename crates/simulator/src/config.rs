@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::identity::IdentityOverrides;
@@ -23,7 +24,8 @@ pub struct SimulatorConfig {
 /// The options of `iosnap simulate`, in one plain struct so the CLI (clap) only copies flags:
 ///
 /// `iosnap simulate --listen 127.0.0.1:PORT [--unix PATH] --state DIR [--seed N]
-/// [--files N --bytes SIZE] [--churn P] [--devices N] [--fault SPEC]…`
+/// [--files N --bytes SIZE] [--churn P] [--devices N] [--fault SPEC]… [--unpaired]
+/// [--pairing accept|ask=N|refuse] [--passcode-prompt SECS|forever]`
 /// plus the environment variable `IOSNAP_SIM_BACKUP_PASSWORD` (backup password at first start).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulateArgs {
@@ -45,6 +47,12 @@ pub struct SimulateArgs {
     pub devices: usize,
     /// `--fault`: fault specs applied to every device (see [`FaultPlan::add`]).
     pub faults: Vec<String>,
+    /// `--unpaired`: start every device unpaired (see [`DeviceConfig::unpaired`]).
+    pub unpaired: bool,
+    /// `--pairing`: how the phones answer a `Pair` request (see [`PairingMode::parse`]).
+    pub pairing: Option<String>,
+    /// `--passcode-prompt`: passcode prompt at each backup (see [`PasscodePrompt::parse`]).
+    pub passcode_prompt: Option<String>,
 }
 
 impl Default for SimulateArgs {
@@ -59,6 +67,9 @@ impl Default for SimulateArgs {
             churn: None,
             devices: 1,
             faults: Vec::new(),
+            unpaired: false,
+            pairing: None,
+            passcode_prompt: None,
         }
     }
 }
@@ -75,6 +86,14 @@ impl SimulatorConfig {
             return Err(Error::Config(format!("--churn {c} is outside 0..=1")));
         }
         let faults = FaultPlan::parse(a.faults.iter().map(String::as_str))?;
+        let pairing = match &a.pairing {
+            Some(p) => PairingMode::parse(p)?,
+            None => PairingMode::default(),
+        };
+        let passcode_prompt = match &a.passcode_prompt {
+            Some(p) => PasscodePrompt::parse(p)?,
+            None => PasscodePrompt::default(),
+        };
         let mut devices = Vec::with_capacity(a.devices);
         for i in 0..a.devices {
             let mut spec = PhoneSpec {
@@ -91,6 +110,9 @@ impl SimulatorConfig {
                 DeviceConfig::new(a.state.join(format!("dev{i}")), spec).password_from_env();
             d.faults = faults.clone();
             d.churn_after_backup = a.churn;
+            d.unpaired = a.unpaired;
+            d.pairing = pairing;
+            d.passcode_prompt = passcode_prompt;
             devices.push(d);
         }
         Ok(SimulatorConfig {
@@ -135,6 +157,84 @@ pub struct DeviceConfig {
     /// After each successful backup, change this share (0.0–1.0) of the phone's files, so
     /// the next backup has something to do (`--churn P`).
     pub churn_after_backup: Option<f64>,
+    /// Start with this computer unpaired (`--unpaired`): usbmuxd has no pair record for the
+    /// device (`ReadPairRecord` fails) and the phone trusts no host, so a host must `Pair`
+    /// (and `SavePairRecord`) first — the path a brand-new phone takes. Applied at every
+    /// start; a pairing made while the simulator runs is kept in the state folder.
+    pub unpaired: bool,
+    /// How the phone answers lockdown `Pair` (the "Trust This Computer?" dialog).
+    pub pairing: PairingMode,
+    /// Whether the phone asks for its passcode before each backup (iOS ≥ 16.1 behaviour).
+    pub passcode_prompt: PasscodePrompt,
+}
+
+/// The user's answer to "Trust This Computer?" when a host sends lockdown `Pair`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PairingMode {
+    /// Trust at once (the user had the phone unlocked and tapped Trust immediately).
+    #[default]
+    Accept,
+    /// Answer `PairingDialogResponsePending` to the first N `Pair` requests (the dialog is up,
+    /// the user has not tapped yet), then trust.
+    AskTrust(u32),
+    /// The user taps "Don't Trust": every `Pair` gets `UserDeniedPairing`.
+    Refuse,
+}
+
+impl PairingMode {
+    /// Parses `accept`, `ask=N` (pending N times, then trust) or `refuse`.
+    pub fn parse(s: &str) -> Result<PairingMode> {
+        let s = s.trim();
+        match s.split_once('=') {
+            None if s == "accept" => Ok(PairingMode::Accept),
+            None if s == "refuse" => Ok(PairingMode::Refuse),
+            Some(("ask", n)) => n
+                .trim()
+                .parse::<u32>()
+                .map(PairingMode::AskTrust)
+                .map_err(|e| Error::Config(format!("--pairing {s}: {e}"))),
+            _ => Err(Error::Config(format!(
+                "unknown --pairing {s:?} (known: accept, ask=N, refuse)"
+            ))),
+        }
+    }
+}
+
+/// The passcode prompt a phone shows before a backup (since iOS 16.1), announced to hosts by
+/// `com.apple.LocalAuthentication.ui.presented` / `.dismissed` on notification_proxy. While
+/// it is up the phone sends nothing on mobilebackup2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PasscodePrompt {
+    /// Never ask (older iOS, or a phone that trusts this computer for backups).
+    #[default]
+    Off,
+    /// Ask, and the "user" enters the passcode after this long.
+    For(Duration),
+    /// Ask, and wait until the passcode is entered through
+    /// [`crate::DeviceHandle::dismiss_passcode_prompt`] — forever when nobody does, so a host
+    /// must time out.
+    UntilDismissed,
+}
+
+impl PasscodePrompt {
+    /// Parses `off`, `forever` or a number of seconds (fractions allowed: `0.5`).
+    pub fn parse(s: &str) -> Result<PasscodePrompt> {
+        let s = s.trim();
+        match s {
+            "off" => Ok(PasscodePrompt::Off),
+            "forever" => Ok(PasscodePrompt::UntilDismissed),
+            _ => {
+                let secs: f64 = s.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "--passcode-prompt {s:?}: expected seconds, \"forever\" or \"off\""
+                    ))
+                })?;
+                Duration::try_from_secs_f64(secs)
+                    .map(PasscodePrompt::For)
+                    .map_err(|e| Error::Config(format!("--passcode-prompt {s}: {e}")))
+            }
+        }
+    }
 }
 
 impl DeviceConfig {
@@ -150,6 +250,9 @@ impl DeviceConfig {
             battery_level: 80,
             kdf: None,
             churn_after_backup: None,
+            unpaired: false,
+            pairing: PairingMode::Accept,
+            passcode_prompt: PasscodePrompt::Off,
         }
     }
 
@@ -291,5 +394,48 @@ mod tests {
         assert!(FaultPlan::parse(["explode"]).is_err());
         assert!(FaultPlan::parse(["stall-at-step"]).is_err());
         assert!(FaultPlan::parse(["stall-at-step=x"]).is_err());
+    }
+
+    #[test]
+    fn pairing_and_prompt_knobs_parse() {
+        assert_eq!(
+            PairingMode::parse("accept").expect("p"),
+            PairingMode::Accept
+        );
+        assert_eq!(
+            PairingMode::parse("ask=3").expect("p"),
+            PairingMode::AskTrust(3)
+        );
+        assert_eq!(
+            PairingMode::parse("refuse").expect("p"),
+            PairingMode::Refuse
+        );
+        assert!(PairingMode::parse("ask=x").is_err());
+        assert!(PairingMode::parse("maybe").is_err());
+        assert_eq!(
+            PasscodePrompt::parse("off").expect("p"),
+            PasscodePrompt::Off
+        );
+        assert_eq!(
+            PasscodePrompt::parse("forever").expect("p"),
+            PasscodePrompt::UntilDismissed
+        );
+        assert_eq!(
+            PasscodePrompt::parse("1.5").expect("p"),
+            PasscodePrompt::For(Duration::from_millis(1500))
+        );
+        assert!(PasscodePrompt::parse("-1").is_err());
+        assert!(PasscodePrompt::parse("soon").is_err());
+        let c = SimulatorConfig::from_args(&SimulateArgs {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            unpaired: true,
+            pairing: Some("ask=2".into()),
+            passcode_prompt: Some("forever".into()),
+            ..SimulateArgs::default()
+        })
+        .expect("config");
+        assert!(c.devices[0].unpaired);
+        assert_eq!(c.devices[0].pairing, PairingMode::AskTrust(2));
+        assert_eq!(c.devices[0].passcode_prompt, PasscodePrompt::UntilDismissed);
     }
 }

@@ -25,6 +25,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Pairing is simulated on both sides: usbmuxd keeps (or lacks, [`DeviceConfig::unpaired`])
+//! a record that `SavePairRecord`/`DeletePairRecord` change, and lockdownd only opens sessions
+//! for HostIDs it trusts, added by `Pair` (after the simulated user's [`PairingMode`] answer)
+//! and removed by `Unpair`. A phone may ask for its passcode before a backup
+//! ([`PasscodePrompt`]), announced on notification_proxy as iOS ≥ 16.1 does.
+//!
 //! The persistent state of a device (identity, pair record, phone, backup password,
 //! last-backup records) lives in its [`DeviceConfig::state_dir`].
 
@@ -44,7 +50,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use config::{ConnectionType, DeviceConfig, FaultPlan, SimulateArgs, SimulatorConfig};
+pub use config::{
+    ConnectionType, DeviceConfig, FaultPlan, PairingMode, PasscodePrompt, SimulateArgs,
+    SimulatorConfig,
+};
 pub use device::{Counters, DeviceHandle};
 pub use error::{Error, Result};
 pub use identity::{Identity, IdentityOverrides, PairRecord};

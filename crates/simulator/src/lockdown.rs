@@ -5,6 +5,10 @@
 //! certificate and asks for none (libimobiledevice sends the root certificate,
 //! pymobiledevice3 and idevice the host certificate). After `StopSession` libimobiledevice
 //! sends a TLS close_notify and may go on in plaintext, so both paths are served.
+//!
+//! Pairing is real: `StartSession` only accepts a HostID the phone trusts, `Pair` adds one
+//! (after the simulated user's answer to "Trust This Computer?", [`crate::PairingMode`]),
+//! `Unpair` removes it, and `DevicePublicKey` is an RSA key as on a phone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +86,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Some(k) = key {
                     reply.insert("Key".into(), k.into());
                 }
-                match dev.lockdown_value(domain, key) {
+                let value = match (domain, key) {
+                    (None, Some("DevicePublicKey")) => {
+                        Some(plist::Value::Data(dev.public_key().await?))
+                    }
+                    _ => dev.lockdown_value(domain, key),
+                };
+                match value {
                     Some(v) => {
                         reply.insert("Value".into(), v);
                     }
@@ -91,18 +101,46 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            "SetValue" | "RemoveValue" | "Pair" | "ValidatePair" | "Unpair" => {
-                if request == "Pair" {
-                    reply.insert(
-                        "EscrowBag".into(),
-                        plist::Value::Data(dev.pair.escrow_bag.clone()),
-                    );
-                }
+            "SetValue" | "RemoveValue" => {
                 reply.insert("Result".into(), "Success".into());
             }
+            "Pair" => match dev.pair_host(&req) {
+                Ok(escrow) => {
+                    reply.insert("EscrowBag".into(), plist::Value::Data(escrow));
+                    reply.insert("Result".into(), "Success".into());
+                }
+                Err(error) => {
+                    reply.insert("Error".into(), error.into());
+                }
+            },
+            "ValidatePair" | "Unpair" => {
+                let host = req
+                    .get("PairRecord")
+                    .and_then(plist::Value::as_dictionary)
+                    .and_then(|r| r.get("HostID"))
+                    .and_then(plist::Value::as_string)
+                    .unwrap_or_default();
+                let known = if request == "Unpair" {
+                    dev.unpair_host(host)
+                } else {
+                    dev.trusts(host)
+                };
+                if known {
+                    reply.insert("Result".into(), "Success".into());
+                } else {
+                    reply.insert("Error".into(), "InvalidHostID".into());
+                }
+            }
             "StartSession" => {
+                let host = req
+                    .get("HostID")
+                    .and_then(plist::Value::as_string)
+                    .unwrap_or_default();
                 if in_tls {
                     reply.insert("Error".into(), "SessionActive".into());
+                } else if !dev.trusts(host) {
+                    // What a phone answers a host it does not (or no longer) trust.
+                    reply.insert("Error".into(), "InvalidHostID".into());
                 } else {
                     reply.insert("SessionID".into(), dev.new_session_id().into());
                     reply.insert("EnableSessionSSL".into(), true.into());

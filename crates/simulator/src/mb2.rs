@@ -54,6 +54,10 @@ const UPLOAD_BATCH_FILES: usize = 200;
 const UPLOAD_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// Paths per MoveItems / RemoveItems / DownloadFiles message.
 const PATH_BATCH: usize = 2000;
+/// Outgoing bytes gathered before one socket write. A phone's USB link carries the 32 KiB
+/// DeviceLink blocks back to back; writing each 5-byte block header and each block with its
+/// own `send` made the simulator (and the host's reads) pay two system calls per block.
+const OUT_BUFFER: usize = 256 * 1024;
 
 /// MBErrorDomain code for "not enough free space on the host".
 pub const ERR_NO_SPACE: u64 = 105;
@@ -110,7 +114,10 @@ struct Link {
     io: BoxIo,
     dev: Arc<Device>,
     step: u32,
+    /// Bytes handed to [`Link::write`] so far (the `drop_after_bytes` fault counts these).
     written: u64,
+    /// Bytes not sent yet; [`Link::flush`] sends them (always before waiting for the host).
+    out: Vec<u8>,
 }
 
 /// Result of one file of a DownloadFiles answer.
@@ -127,8 +134,8 @@ impl Link {
                 let cut = usize::try_from(room)
                     .unwrap_or(bytes.len())
                     .min(bytes.len());
-                self.io.write_all(&bytes[..cut]).await?;
-                self.io.flush().await?;
+                self.out.extend_from_slice(&bytes[..cut]);
+                self.flush().await?;
                 self.written += cut as u64;
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionAborted,
@@ -136,9 +143,59 @@ impl Link {
                 ));
             }
         }
-        self.io.write_all(bytes).await?;
+        self.out.extend_from_slice(bytes);
         self.written += bytes.len() as u64;
+        if self.out.len() >= OUT_BUFFER {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
         Ok(())
+    }
+
+    /// Sends everything buffered by [`Link::write`].
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.io.flush().await
+    }
+
+    /// Sends the rest of `reader` as DeviceLink file-data blocks of at most
+    /// [`devicelink::BLOCK_SIZE`] bytes, generated straight into the output buffer.
+    async fn write_blocks(&mut self, reader: &mut (dyn Read + Send)) -> std::io::Result<()> {
+        if self.dev.faults.drop_after_bytes.is_some() {
+            // Byte-exact fault injection goes through `write`.
+            let mut buf = vec![0u8; devicelink::BLOCK_SIZE];
+            loop {
+                let n = read_full(reader, &mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                self.write(
+                    &devicelink::encode_block_header(BlockCode::FileData, n).map_err(other)?,
+                )
+                .await?;
+                self.write(&buf[..n]).await?;
+            }
+        }
+        loop {
+            let head = self.out.len();
+            self.out.resize(head + 5 + devicelink::BLOCK_SIZE, 0);
+            let n = read_full(reader, &mut self.out[head + 5..])?;
+            self.out.truncate(head + 5 + n);
+            if n == 0 {
+                self.out.truncate(head);
+                return Ok(());
+            }
+            let header = devicelink::encode_block_header(BlockCode::FileData, n).map_err(other)?;
+            self.out[head..head + 5].copy_from_slice(&header);
+            self.written += (n + 5) as u64;
+            if self.out.len() >= OUT_BUFFER {
+                self.io.write_all(&self.out).await?;
+                self.out.clear();
+            }
+        }
     }
 
     /// Sends one DeviceLink message: one protocol step (see [`crate::FaultPlan`]).
@@ -162,10 +219,11 @@ impl Link {
             plist_frame::encode_frame(&msg, PlistFormat::Binary).map_err(other)?
         };
         self.write(&frame).await?;
-        self.io.flush().await
+        self.flush().await
     }
 
     async fn recv(&mut self) -> std::io::Result<Option<plist::Value>> {
+        self.flush().await?;
         Ok(read_plist(&mut self.io).await?.map(|(v, _)| v))
     }
 
@@ -401,7 +459,6 @@ impl Link {
             ],
         ))
         .await?;
-        let mut buf = vec![0u8; devicelink::BLOCK_SIZE];
         for f in files {
             self.write(&devicelink::encode_path(&f.device_path).map_err(other)?)
                 .await?;
@@ -411,22 +468,12 @@ impl Link {
                 UploadSource::Phone(r) => r,
                 UploadSource::File(p) => Box::new(std::fs::File::open(&p)?),
             };
-            loop {
-                let n = read_full(&mut reader, &mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                self.write(
-                    &devicelink::encode_block_header(BlockCode::FileData, n).map_err(other)?,
-                )
-                .await?;
-                self.write(&buf[..n]).await?;
-            }
+            self.write_blocks(&mut reader).await?;
             self.write(&devicelink::encode_block(BlockCode::Success, &[]).map_err(other)?)
                 .await?;
         }
         self.write(&0u32.to_be_bytes()).await?;
-        self.io.flush().await?;
+        self.flush().await?;
         let r = self.recv_status().await?;
         if r.code != 0 {
             let code = if r.code == errno::NO_SPACE {
@@ -464,6 +511,7 @@ pub(crate) async fn serve(io: BoxIo, dev: Arc<Device>) -> std::io::Result<()> {
         dev,
         step: 0,
         written: 0,
+        out: Vec::with_capacity(OUT_BUFFER + 5 + devicelink::BLOCK_SIZE),
     };
     link.send(devicelink::message(
         names::VERSION_EXCHANGE,
@@ -502,7 +550,11 @@ pub(crate) async fn serve(io: BoxIo, dev: Arc<Device>) -> std::io::Result<()> {
                     .to_string();
                 let result = match name.as_str() {
                     "Hello" => hello(&mut link, &req).await,
-                    "Backup" => backup(&mut link, &req).await,
+                    "Backup" => {
+                        // iOS ≥ 16.1 may ask for the passcode first (device.rs, task B).
+                        link.dev.passcode_gate().await;
+                        backup(&mut link, &req).await
+                    }
                     "Restore" => restore(&mut link, &req).await,
                     "Info" => info(&mut link, &req).await,
                     "List" => list(&mut link, &req).await,
@@ -749,6 +801,12 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
         base
     };
     let full = base.is_none();
+    // iOS exports the keychain for this backup's keybag as the backup starts (MBKeychainPlugin).
+    link.dev
+        .inner()
+        .phone
+        .export_keychain(&keys)
+        .map_err(|e| OpError::new(ERR_INTERNAL, e.to_string()))?;
 
     // 2. Space.
     let files: Vec<PhoneFile> = link.dev.inner().phone.files().cloned().collect();

@@ -123,19 +123,52 @@ pub(crate) async fn serve(mut io: BoxIo, mux: Arc<Mux>) -> std::io::Result<()> {
                     .get("PairRecordID")
                     .and_then(plist::Value::as_string)
                     .unwrap_or_default();
-                match mux.by_udid(id) {
-                    Some(d) => {
-                        let reply = dict([("PairRecordData", plist::Value::Data(d.pair.to_xml()))]);
+                match mux.by_udid(id).and_then(|d| d.mux_record()) {
+                    Some(record) => {
+                        let reply = dict([("PairRecordData", plist::Value::Data(record))]);
                         write_mux_plist(&mut io, tag, &plist::Value::Dictionary(reply)).await?;
                     }
+                    // usbmuxd answers a missing record (unknown device or not paired) with
+                    // result 2, as ENOENT.
                     None => {
                         write_mux_plist(&mut io, tag, &result_message(ResultCode::BadDevice))
                             .await?
                     }
                 }
             }
-            "SavePairRecord" | "DeletePairRecord" => {
-                write_mux_plist(&mut io, tag, &result_message(ResultCode::Ok)).await?;
+            "SavePairRecord" => {
+                let id = req
+                    .get("PairRecordID")
+                    .and_then(plist::Value::as_string)
+                    .unwrap_or_default();
+                let data = req
+                    .get("PairRecordData")
+                    .and_then(plist::Value::as_data)
+                    .filter(|d| {
+                        plist::Value::from_reader(std::io::Cursor::new(d))
+                            .is_ok_and(|v| v.as_dictionary().is_some())
+                    });
+                let code = match (mux.by_udid(id), data) {
+                    (Some(dev), Some(data)) => match dev.save_mux_record(data.to_vec()) {
+                        Ok(()) => ResultCode::Ok,
+                        Err(_) => ResultCode::BadCommand,
+                    },
+                    (None, _) => ResultCode::BadDevice,
+                    (Some(_), None) => ResultCode::BadCommand,
+                };
+                write_mux_plist(&mut io, tag, &result_message(code)).await?;
+            }
+            "DeletePairRecord" => {
+                let id = req
+                    .get("PairRecordID")
+                    .and_then(plist::Value::as_string)
+                    .unwrap_or_default();
+                let code = match mux.by_udid(id).map(|d| d.delete_mux_record()) {
+                    Some(Ok(true)) => ResultCode::Ok,
+                    Some(Ok(false)) | None => ResultCode::BadDevice,
+                    Some(Err(_)) => ResultCode::BadCommand,
+                };
+                write_mux_plist(&mut io, tag, &result_message(code)).await?;
             }
             "ListListeners" => {
                 let reply = dict([("ListenerList", plist::Value::Array(Vec::new()))]);

@@ -60,27 +60,71 @@ fn command(v: &plist::Value, key: &str) -> String {
         .to_string()
 }
 
-async fn notification_proxy(mut io: BoxIo, dev: Arc<Device>) -> std::io::Result<()> {
-    while let Some((msg, _)) = read_plist(&mut io).await? {
-        match command(&msg, "Command").as_str() {
-            "PostNotification" => {
-                let name = command(&msg, "Name");
-                let mut g = dev.inner();
-                let posted = &mut g.counters.notifications_posted;
-                if posted.len() >= crate::device::MAX_NOTIFICATIONS {
-                    posted.remove(0);
+/// notification_proxy: records what hosts post, and relays what the phone posts
+/// (`RelayNotification`) to connections that asked for the name with `ObserveNotification`.
+async fn notification_proxy(io: BoxIo, dev: Arc<Device>) -> std::io::Result<()> {
+    let (mut rd, wr) = tokio::io::split(io);
+    let wr = tokio::sync::Mutex::new(wr);
+    let observed = std::sync::Mutex::new(std::collections::BTreeSet::<String>::new());
+    let mut notes = dev.subscribe_notes();
+    let requests = async {
+        while let Some((msg, _)) = read_plist(&mut rd).await? {
+            match command(&msg, "Command").as_str() {
+                "PostNotification" => {
+                    let name = command(&msg, "Name");
+                    let mut g = dev.inner();
+                    let posted = &mut g.counters.notifications_posted;
+                    if posted.len() >= crate::device::MAX_NOTIFICATIONS {
+                        posted.remove(0);
+                    }
+                    posted.push(name);
                 }
-                posted.push(name);
+                "ObserveNotification" => {
+                    let name = command(&msg, "Name");
+                    observed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(name);
+                }
+                "Shutdown" => {
+                    let reply = dict([("Command", "ProxyDeath".into())]);
+                    let mut w = wr.lock().await;
+                    write_plist(&mut *w, &plist::Value::Dictionary(reply), PlistFormat::Xml)
+                        .await?;
+                    return Ok(());
+                }
+                _ => {}
             }
-            "Shutdown" => {
-                let reply = dict([("Command", "ProxyDeath".into())]);
-                write_plist(&mut io, &plist::Value::Dictionary(reply), PlistFormat::Xml).await?;
-                return Ok(());
-            }
-            _ => {}
         }
+        Ok(())
+    };
+    let relay = async {
+        loop {
+            let name = match notes.recv().await {
+                Ok(n) => n,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return std::future::pending::<std::io::Result<()>>().await;
+                }
+            };
+            let wanted = observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&name);
+            if wanted {
+                let msg = dict([
+                    ("Command", "RelayNotification".into()),
+                    ("Name", name.into()),
+                ]);
+                let mut w = wr.lock().await;
+                write_plist(&mut *w, &plist::Value::Dictionary(msg), PlistFormat::Xml).await?;
+            }
+        }
+    };
+    tokio::select! {
+        r = requests => r,
+        r = relay => r,
     }
-    Ok(())
 }
 
 async fn installation_proxy(mut io: BoxIo, dev: Arc<Device>) -> std::io::Result<()> {

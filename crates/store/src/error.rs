@@ -78,3 +78,12 @@ impl<T> IoContext<T> for io::Result<T> {
         })
     }
 }
+
+impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            path: path.into(),
+            source: e.into(),
+        })
+    }
+}

@@ -18,8 +18,9 @@ pub use catalog::Catalog;
 pub use clock::{Clock, ManualClock, SystemClock, parse_snapshot_name, snapshot_name};
 pub use error::{Error, Result};
 pub use library::{
-    DeviceLock, ImportReport, Library, MoveReport, Snapshot, SnapshotInfo, SnapshotMeta, Staging,
-    default_location, filesystem_name, free_space,
+    DeviceLock, ImportReport, Library, MoveReport, Snapshot, SnapshotInfo, SnapshotMeta,
+    SpaceBasis, SpaceCheck, SpaceVerdict, Staging, TIGHT_MARGIN, default_location, filesystem_name,
+    free_space,
 };
 pub use retention::{KeepReason, Plan, PruneMode, PruneOutcome, plan, prune};
 pub use settings::{ConfigDir, DeviceSettings, Locations};

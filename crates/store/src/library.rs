@@ -114,6 +114,7 @@ pub struct Library {
     config: ConfigDir,
     clock: Arc<dyn Clock>,
     forced: Option<SharingMethod>,
+    free_override: Option<u64>,
 }
 
 impl std::fmt::Debug for Library {
@@ -172,6 +173,50 @@ impl Library {
             config,
             clock,
             forced,
+            free_override: None,
+        })
+    }
+
+    /// Makes [`check_space`](Self::check_space) see `bytes` free instead of asking the
+    /// filesystem (tests of the space rules without filling a disk).
+    pub fn override_free_space(&mut self, bytes: Option<u64>) {
+        self.free_override = bytes;
+    }
+
+    /// Compares the space a new backup of `udid` is likely to need with the free space of
+    /// the location, before any work starts (Time Machine's "sizing" phase): a later backup
+    /// needs about what the last snapshot added (at least 5 % of its size: the new
+    /// Manifest.db and changed files), a first one about the space in use on the device
+    /// (`used_capacity`, from lockdown). It is "tight" when less than a tenth of the need or
+    /// 1 GiB would be left afterwards.
+    pub fn check_space(&self, udid: &str, used_capacity: Option<u64>) -> Result<SpaceCheck> {
+        let free = match self.free_override {
+            Some(b) => b,
+            None => free_space(&self.root)?,
+        };
+        let last = self.snapshots(udid)?.pop();
+        let (need, basis) = match (last, used_capacity) {
+            (Some(l), _) => (
+                l.usage.unique.max(l.usage.size / 20),
+                SpaceBasis::LastSnapshot,
+            ),
+            (None, Some(u)) => (u, SpaceBasis::DeviceUsedCapacity),
+            (None, None) => (0, SpaceBasis::Unknown),
+        };
+        let verdict = if basis == SpaceBasis::Unknown {
+            SpaceVerdict::Unknown
+        } else if need > free {
+            SpaceVerdict::WontFit
+        } else if free - need < (need / 10).max(TIGHT_MARGIN) {
+            SpaceVerdict::Tight
+        } else {
+            SpaceVerdict::Fits
+        };
+        Ok(SpaceCheck {
+            need,
+            free,
+            basis,
+            verdict,
         })
     }
 
@@ -722,25 +767,89 @@ impl Library {
     }
 }
 
+/// Free space below which, after a backup, a location counts as tight (1 GiB).
+pub const TIGHT_MARGIN: u64 = 1 << 30;
+
+/// What [`Library::check_space`] estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SpaceCheck {
+    /// Bytes the backup is likely to write.
+    pub need: u64,
+    /// Bytes free for this user in the location.
+    pub free: u64,
+    /// Where `need` comes from.
+    pub basis: SpaceBasis,
+    /// The outcome.
+    pub verdict: SpaceVerdict,
+}
+
+/// Where a [`SpaceCheck`]'s estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpaceBasis {
+    /// What the device's last snapshot added (at least 5 % of its size).
+    LastSnapshot,
+    /// The space in use on the device (first backup).
+    DeviceUsedCapacity,
+    /// Nothing to go by (first backup, device did not say).
+    Unknown,
+}
+
+impl SpaceBasis {
+    /// Words for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SpaceBasis::LastSnapshot => "what the last snapshot added",
+            SpaceBasis::DeviceUsedCapacity => "the space in use on the device",
+            SpaceBasis::Unknown => "no estimate",
+        }
+    }
+}
+
+/// Whether a backup fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpaceVerdict {
+    /// Room to spare.
+    Fits,
+    /// Fits, but less than a tenth of the need or [`TIGHT_MARGIN`] would be left: warn.
+    Tight,
+    /// Needs more than is free: do not start.
+    WontFit,
+    /// No estimate: nothing to say.
+    Unknown,
+}
+
 /// What [`Library::move_device`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MoveReport {
     /// Snapshots moved.
     pub snapshots: u64,
-    /// Snapshots that were already at the destination (an interrupted move resumed).
+    /// Archived copies moved.
+    pub archives: u64,
+    /// Snapshots and archives that were already at the destination (an interrupted move
+    /// resumed).
     pub already_there: u64,
-    /// Files shared with the previous moved snapshot at the destination.
+    /// Files shared with a file already moved (same inode at the source, or the same bytes
+    /// at the same path as the previous tree when the source shares by reflink or not at all).
     pub shared: u64,
     /// Files copied.
     pub copied: u64,
 }
 
+/// Where the files of the moved trees went: source inode → destination file. Any file that
+/// was one inode in several snapshots or archives at the source becomes one shared file
+/// again at the destination, whichever trees it was in.
+type MovedInodes = std::collections::HashMap<(u64, u64), PathBuf>;
+
 impl Library {
-    /// Moves every snapshot of `udid` to the location `dest`, keeping the sharing between
-    /// consecutive snapshots (a file that was the same inode in two neighbouring snapshots is
-    /// shared again at the destination, with its sharing method), then removes them here.
-    /// Each snapshot is staged and committed at the destination like a backup, so an
-    /// interrupted move leaves complete snapshots on both sides and can simply be run again.
+    /// Moves every snapshot and archive of `udid` to the location `dest`, keeping the
+    /// sharing between them: a file that was one inode in several trees is shared again at
+    /// the destination (with its sharing method), and a file equal to the same path of the
+    /// previous tree is shared too (so reflinked or copied sources gain sharing). Each tree is
+    /// staged and renamed into place like a backup, so an interrupted move leaves complete
+    /// trees on both sides and can simply be run again; the originals are removed only once
+    /// everything is durable at the destination.
     pub fn move_device(&self, udid: &str, dest: &Library) -> Result<MoveReport> {
         if dest.root == self.root {
             return Err(Error::Invalid(format!(
@@ -757,57 +866,71 @@ impl Library {
         let dst_snaps = dest.snapshots_dir(udid)?;
         create_private_dir(&dst_snaps)?;
         let mut rep = MoveReport::default();
-        let mut prev: Option<String> = None;
+        let mut moved = MovedInodes::new();
+        let mut prev: Option<(PathBuf, PathBuf)> = None;
         for name in &names {
             let src = self.snapshots_dir(udid)?.join(name);
             let dst = dst_snaps.join(name);
             if existing.contains(name) {
                 rep.already_there += 1;
+                remember_moved(&src, &dst, &mut moved)?;
             } else {
                 let stage = dest
                     .device_dir(udid)?
                     .join(format!("{STAGING_PREFIX}move-{name}"));
-                let _ = fs::remove_dir_all(&stage);
-                create_private_dir(&stage)?;
-                let prev_src = prev
-                    .as_ref()
-                    .map(|p| self.snapshots_dir(udid).map(|d| d.join(p)))
-                    .transpose()?;
-                let prev_dst = prev.as_ref().map(|p| dst_snaps.join(p));
-                for rel in share::files_of(&src)? {
-                    let from = src.join(&rel);
-                    let to = stage.join(&rel);
-                    if let Some(parent) = to.parent() {
-                        create_private_dir(parent)?;
-                    }
-                    let same_as_prev = match (&prev_src, &prev_dst) {
-                        (Some(ps), Some(pd)) => {
-                            let a = fs::symlink_metadata(&from).at(&from)?;
-                            let shared_before = fs::symlink_metadata(ps.join(&rel))
-                                .is_ok_and(|b| b.dev() == a.dev() && b.ino() == a.ino());
-                            shared_before.then(|| pd.join(&rel)).filter(|p| p.is_file())
-                        }
-                        _ => None,
-                    };
-                    match same_as_prev {
-                        Some(base) if share::share_file(&base, &to, method)? => rep.shared += 1,
-                        Some(_) => rep.copied += 1,
-                        None => {
-                            share::copy_private(&from, &to)?;
-                            rep.copied += 1;
-                        }
-                    }
-                }
-                fsync_tree(&stage)?;
-                fs::rename(&stage, &dst).at(&dst)?;
-                fsync_dir(&dst_snaps)?;
+                move_tree(
+                    &src,
+                    &stage,
+                    &dst,
+                    prev.as_ref(),
+                    method,
+                    &mut moved,
+                    &mut rep,
+                )?;
                 let meta = self.meta(udid, name)?;
                 if meta != SnapshotMeta::default() {
                     write_toml(&dest.meta_file(udid, name)?, &meta)?;
                 }
                 rep.snapshots += 1;
             }
-            prev = Some(name.clone());
+            prev = Some((src, dst));
+        }
+        // Archives: each is a copy of the snapshot of the same name (compared with it when
+        // that snapshot still exists, else with the latest snapshot before it).
+        let archives = self.archives(udid)?;
+        if !archives.is_empty() {
+            let dst_arch = dest.device_dir(udid)?.join("archives");
+            create_private_dir(&dst_arch)?;
+            for src in &archives {
+                let Some(name) = src.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                    continue;
+                };
+                let dst = dst_arch.join(&name);
+                if dst.exists() {
+                    rep.already_there += 1;
+                    remember_moved(src, &dst, &mut moved)?;
+                    continue;
+                }
+                let base = names
+                    .iter()
+                    .rev()
+                    .find(|n| n.as_str() <= name.as_str())
+                    .map(|n| -> Result<(PathBuf, PathBuf)> {
+                        Ok((self.snapshots_dir(udid)?.join(n), dst_snaps.join(n)))
+                    })
+                    .transpose()?;
+                let stage = dst_arch.join(format!("{STAGING_PREFIX}{name}"));
+                move_tree(
+                    src,
+                    &stage,
+                    &dst,
+                    base.as_ref(),
+                    method,
+                    &mut moved,
+                    &mut rep,
+                )?;
+                rep.archives += 1;
+            }
         }
         let dm = self.device_meta(udid)?;
         if dm != DeviceMeta::default() {
@@ -823,10 +946,91 @@ impl Library {
             }
             self.delete_locked(&src_lock, name)?;
         }
+        if !archives.is_empty() {
+            let dev = self.device_dir(udid)?;
+            for src in &archives {
+                let Some(name) = src.file_name() else {
+                    continue;
+                };
+                let doomed = dev.join(format!(
+                    "{DELETING_PREFIX}archive-{}",
+                    name.to_string_lossy()
+                ));
+                fs::rename(src, &doomed).at(src)?;
+                fsync_dir(&dev.join("archives"))?;
+                fs::remove_dir_all(&doomed).at(&doomed)?;
+            }
+        }
         self.refresh(udid)?;
         drop(dst_lock);
         Ok(rep)
     }
+}
+
+/// Records, for a tree already at the destination (a resumed move), which source inode each
+/// destination file stands for.
+fn remember_moved(src: &Path, dst: &Path, moved: &mut MovedInodes) -> Result<()> {
+    for rel in share::files_of(src)? {
+        let from = src.join(&rel);
+        let to = dst.join(&rel);
+        let m = fs::symlink_metadata(&from).at(&from)?;
+        if to.is_file() {
+            moved.entry((m.dev(), m.ino())).or_insert(to);
+        }
+    }
+    Ok(())
+}
+
+/// Builds the copy of the tree `src` in `stage` (sharing with already moved files where it
+/// can), flushes it and renames it to `dst`. `prev` is the (source, destination) pair of the
+/// tree to compare same-path files with.
+fn move_tree(
+    src: &Path,
+    stage: &Path,
+    dst: &Path,
+    prev: Option<&(PathBuf, PathBuf)>,
+    method: SharingMethod,
+    moved: &mut MovedInodes,
+    rep: &mut MoveReport,
+) -> Result<()> {
+    let _ = fs::remove_dir_all(stage);
+    create_private_dir(stage)?;
+    for rel in share::files_of(src)? {
+        let from = src.join(&rel);
+        let to = stage.join(&rel);
+        if let Some(parent) = to.parent() {
+            create_private_dir(parent)?;
+        }
+        let m = fs::symlink_metadata(&from).at(&from)?;
+        let key = (m.dev(), m.ino());
+        let base = match moved.get(&key) {
+            Some(p) => Some(p.clone()),
+            None if method != SharingMethod::Copy => prev
+                .map(|(ps, pd)| (ps.join(&rel), pd.join(&rel)))
+                .filter(|(ps, pd)| pd.is_file() && same_content(&from, ps).unwrap_or(false))
+                .map(|(_, pd)| pd),
+            None => None,
+        };
+        let shared = match base {
+            Some(b) => share::share_file(&b, &to, method)?,
+            None => {
+                share::copy_private(&from, &to)?;
+                false
+            }
+        };
+        if shared {
+            rep.shared += 1;
+        } else {
+            rep.copied += 1;
+        }
+        moved.entry(key).or_insert_with(|| dst.join(&rel));
+    }
+    fsync_tree(stage)?;
+    fs::rename(stage, dst).at(dst)?;
+    if let Some(parent) = dst.parent() {
+        fsync_dir(parent)?;
+    }
+    Ok(())
 }
 
 fn remove_any(p: &Path) -> Result<()> {

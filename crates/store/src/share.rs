@@ -1,15 +1,21 @@
 //! How snapshots share unchanged files: reflink (copy-on-write extents), hard link, or plain
 //! copy, probed with real files in the location (filesystem-type tables lie: NAS shares, FUSE,
-//! loop mounts). Cloning is parallel (rayon); the clone of a directory tree never writes into
-//! an existing file, so the source snapshot cannot change.
+//! loop mounts). Cloning is parallel by folder (a bounded pool of threads, each taking whole
+//! `xx/` folders and linking names relative to open folder handles); the clone of a tree
+//! never writes into an existing file, so the source snapshot cannot change. The fsync before
+//! a commit and the size scan walk trees the same way.
 
 use std::collections::HashSet;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use rayon::prelude::*;
+use rustix::fs::{self as rfs, AtFlags, CWD, FileType, Mode, OFlags};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -56,7 +62,8 @@ pub fn probe(dir: &Path) -> Result<SharingMethod> {
     let c = dir.join(format!(".probe-{stamp}.c"));
     fs::write(&a, b"iosnap sharing probe").at(&a)?;
     let result = (|| {
-        if reflink_copy::reflink(&a, &c).is_ok() {
+        // The same call the clone makes, so the probe cannot promise what the clone lacks.
+        if share_paths(&a, &c, SharingMethod::Reflink).unwrap_or(false) {
             return SharingMethod::Reflink;
         }
         if fs::hard_link(&a, &b).is_ok() {
@@ -147,59 +154,289 @@ pub struct CloneReport {
     pub dirs: u64,
 }
 
-/// Clones the tree `src` into the new folder `dst` (which must not exist) with `method`,
-/// files in parallel. A file whose link or reflink fails (e.g. too many links) is copied.
+impl CloneReport {
+    fn add(&mut self, o: CloneReport) {
+        self.shared += o.shared;
+        self.copied += o.copied;
+        self.dirs += o.dirs;
+    }
+}
+
+/// Threads a clone uses by default: twice the CPUs, at least 2, at most 16. Linking is
+/// kernel work that waits on directory locks and (cold cache) on reads of the source folders,
+/// so a few more threads than CPUs keep the disk busy; each thread owns whole folders, so
+/// they never contend for the same directory. `IOSNAP_CLONE_THREADS` overrides it.
+pub fn default_clone_threads() -> usize {
+    if let Some(n) = std::env::var("IOSNAP_CLONE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n.min(64);
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .clamp(2, 16)
+}
+
+/// Clones the tree `src` into the new folder `dst` (which must not exist) with `method`, on
+/// [`default_clone_threads`] threads. A file whose link or reflink fails (e.g. too many
+/// links) is copied.
 pub fn clone_tree(src: &Path, dst: &Path, method: SharingMethod) -> Result<CloneReport> {
+    clone_tree_with(src, dst, method, default_clone_threads())
+}
+
+/// [`clone_tree`] on `threads` threads. Why by folder: a backup keeps its files in 256 `xx/`
+/// folders, so giving each thread whole folders (taken from a shared counter, biggest
+/// first) spreads the work evenly with no two threads writing the same directory; inside a
+/// folder, names are linked relative to open directory handles (`linkat`), so the kernel
+/// does not walk the full path for every file as `cp -al` does.
+pub fn clone_tree_with(
+    src: &Path,
+    dst: &Path,
+    method: SharingMethod,
+    threads: usize,
+) -> Result<CloneReport> {
     if fs::symlink_metadata(dst).is_ok() {
         return Err(Error::Invalid(format!("{} already exists", dst.display())));
     }
     create_private_dir(dst)?;
-    let tree = list_tree(src)?;
-    for d in &tree.dirs {
-        let p = dst.join(d);
-        fs::DirBuilder::new().mode(0o700).create(&p).at(&p)?;
-    }
-    for l in &tree.symlinks {
-        let target = fs::read_link(src.join(l)).at(src.join(l))?;
-        std::os::unix::fs::symlink(&target, dst.join(l)).at(dst.join(l))?;
-    }
-    let results: Vec<Result<bool>> = tree
-        .files
-        .par_iter()
-        .map(|rel| share_file(&src.join(rel), &dst.join(rel), method))
-        .collect();
-    let mut rep = CloneReport {
-        dirs: tree.dirs.len() as u64,
-        ..CloneReport::default()
-    };
-    for r in results {
-        if r? {
-            rep.shared += 1;
-        } else {
-            rep.copied += 1;
+    let src_fd = open_dir_at(CWD, src, src)?;
+    let dst_fd = open_dir_at(CWD, dst, dst)?;
+    let mut rep = CloneReport::default();
+    let mut subdirs = Vec::new();
+    for (name, kind) in read_entries(&src_fd, src)? {
+        match kind {
+            EntryKind::Dir => {
+                let to = dst.join(os(&name));
+                rfs::mkdirat(&dst_fd, name.as_c_str(), Mode::from_raw_mode(0o700)).at(&to)?;
+                rep.dirs += 1;
+                subdirs.push(name);
+            }
+            other => rep.add(clone_entry(&src_fd, &dst_fd, &name, other, src, method)?),
         }
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = threads.clamp(1, subdirs.len().max(1));
+    let results: Vec<Result<CloneReport>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<CloneReport> {
+                    let mut r = CloneReport::default();
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(name) = subdirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let done = clone_dir(&src_fd, &dst_fd, name, src, dst, method, &mut r);
+                        if let Err(e) = done {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Invalid(format!(
+                        "a clone thread of {} panicked",
+                        src.display()
+                    )))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        rep.add(r?);
     }
     Ok(rep)
 }
 
-/// Makes `dst` (which must not exist) a file with `src`'s content, sharing storage when
-/// `method` allows; returns whether it is shared. Copies keep 0600 (backup data is private).
-pub fn share_file(src: &Path, dst: &Path, method: SharingMethod) -> Result<bool> {
-    match method {
-        SharingMethod::HardLink => {
-            if fs::hard_link(src, dst).is_ok() {
-                return Ok(true);
-            }
+/// The type of a directory entry, as far as cloning cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+fn os(name: &CStr) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(name.to_bytes())
+}
+
+fn open_dir_at(at: impl AsFd, name: impl rustix::path::Arg, shown: &Path) -> Result<OwnedFd> {
+    rfs::openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .at(shown)
+}
+
+/// The entries of the open folder `dir` (without `.` and `..`), sorted by name so a clone
+/// walks the disk in a repeatable order.
+fn read_entries(dir: &OwnedFd, shown: &Path) -> Result<Vec<(CString, EntryKind)>> {
+    let fd = rustix::io::dup(dir).at(shown)?;
+    let mut d = rfs::Dir::new(fd).at(shown)?;
+    let mut v = Vec::new();
+    while let Some(e) = d.read() {
+        let e = e.at(shown)?;
+        let name = e.file_name();
+        if name == c"." || name == c".." {
+            continue;
         }
-        SharingMethod::Reflink => {
-            if reflink_copy::reflink(src, dst).is_ok() {
-                return Ok(true);
+        let kind = match e.file_type() {
+            FileType::Directory => EntryKind::Dir,
+            FileType::RegularFile => EntryKind::File,
+            FileType::Symlink => EntryKind::Symlink,
+            FileType::Unknown => {
+                // Some filesystems do not fill d_type: ask the inode.
+                let st =
+                    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).at(shown.join(os(name)))?;
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => EntryKind::Dir,
+                    FileType::RegularFile => EntryKind::File,
+                    FileType::Symlink => EntryKind::Symlink,
+                    _ => EntryKind::Other,
+                }
             }
-            let _ = fs::remove_file(dst);
-        }
-        SharingMethod::Copy => {}
+            _ => EntryKind::Other,
+        };
+        v.push((name.to_owned(), kind));
     }
-    copy_private(src, dst)?;
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+/// Clones the sub-folder `name` of `src_parent` (already created in `dst_parent`) and
+/// everything below it.
+fn clone_dir(
+    src_parent: &OwnedFd,
+    dst_parent: &OwnedFd,
+    name: &CStr,
+    src_path: &Path,
+    dst_path: &Path,
+    method: SharingMethod,
+    rep: &mut CloneReport,
+) -> Result<()> {
+    let src_path = src_path.join(os(name));
+    let dst_path = dst_path.join(os(name));
+    let s = open_dir_at(src_parent, name, &src_path)?;
+    let d = open_dir_at(dst_parent, name, &dst_path)?;
+    for (child, kind) in read_entries(&s, &src_path)? {
+        if kind == EntryKind::Dir {
+            rfs::mkdirat(&d, child.as_c_str(), Mode::from_raw_mode(0o700))
+                .at(dst_path.join(os(&child)))?;
+            rep.dirs += 1;
+            clone_dir(&s, &d, &child, &src_path, &dst_path, method, rep)?;
+        } else {
+            rep.add(clone_entry(&s, &d, &child, kind, &src_path, method)?);
+        }
+    }
+    Ok(())
+}
+
+/// Clones one non-folder entry `name` from the open folder `s` into `d`.
+fn clone_entry(
+    s: &OwnedFd,
+    d: &OwnedFd,
+    name: &CStr,
+    kind: EntryKind,
+    src_dir: &Path,
+    method: SharingMethod,
+) -> Result<CloneReport> {
+    let mut r = CloneReport::default();
+    match kind {
+        EntryKind::File => {
+            if share_at(s, d, name, method, &src_dir.join(os(name)))? {
+                r.shared += 1;
+            } else {
+                r.copied += 1;
+            }
+        }
+        EntryKind::Symlink => {
+            let shown = src_dir.join(os(name));
+            let target = rfs::readlinkat(s, name, Vec::new()).at(&shown)?;
+            rfs::symlinkat(target.as_c_str(), d, name).at(&shown)?;
+        }
+        // Sockets, fifos, devices have no place in a backup: leave them out.
+        EntryKind::Dir | EntryKind::Other => {}
+    }
+    Ok(r)
+}
+
+/// Makes `name` in the open folder `d` (it must not exist) a file with the content of `name`
+/// in `s`, sharing storage when `method` allows; returns whether it is shared. Copies and
+/// reflinks are created 0600 (backup data is private). `shown` names the source in errors.
+fn share_at(
+    s: &OwnedFd,
+    d: &OwnedFd,
+    name: &CStr,
+    method: SharingMethod,
+    shown: &Path,
+) -> Result<bool> {
+    if method == SharingMethod::HardLink && rfs::linkat(s, name, d, name, AtFlags::empty()).is_ok()
+    {
+        return Ok(true);
+    }
+    let input = rfs::openat(
+        s,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .at(shown)?;
+    let output = rfs::openat(
+        d,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o600),
+    )
+    .at(shown)?;
+    if method == SharingMethod::Reflink && rfs::ioctl_ficlone(&output, &input).is_ok() {
+        return Ok(true);
+    }
+    // A failed clone leaves the new file empty: copy into it.
+    let mut input = fs::File::from(input);
+    let mut output = fs::File::from(output);
+    io::copy(&mut input, &mut output).at(shown)?;
+    Ok(false)
+}
+
+/// Makes `dst` (which must not exist) a file with `src`'s content, sharing storage when
+/// `method` allows; returns whether it is shared. Copies and reflinks are created 0600
+/// (backup data is private). A failed link or reflink falls back to a copy.
+pub fn share_file(src: &Path, dst: &Path, method: SharingMethod) -> Result<bool> {
+    share_paths(src, dst, method)
+}
+
+fn share_paths(src: &Path, dst: &Path, method: SharingMethod) -> Result<bool> {
+    if method == SharingMethod::HardLink && fs::hard_link(src, dst).is_ok() {
+        return Ok(true);
+    }
+    let input = fs::File::open(src).at(src)?;
+    let output = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dst)
+            .at(dst)?
+    };
+    if method == SharingMethod::Reflink && rfs::ioctl_ficlone(&output, &input).is_ok() {
+        return Ok(true);
+    }
+    let (mut input, mut output) = (input, output);
+    io::copy(&mut input, &mut output).at(dst)?;
     Ok(false)
 }
 
@@ -217,26 +454,119 @@ pub fn copy_private(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Visits every regular file of the tree `root` with `file(acc, dir, name, dir_path)` on
+/// [`default_clone_threads`] threads (whole top-level folders per thread, names resolved
+/// relative to open folder handles, like [`clone_tree_with`]), then calls `dir_done(dir,
+/// dir_path)` for each folder after its files and sub-folders, `root` last. Each thread
+/// accumulates into its own `A`; the results are merged with `merge`.
+fn par_walk<A, F, D>(root: &Path, file: F, dir_done: D, merge: fn(&mut A, A)) -> Result<A>
+where
+    A: Default + Send,
+    F: Fn(&mut A, &OwnedFd, &CStr, &Path) -> Result<()> + Sync,
+    D: Fn(&OwnedFd, &Path) -> Result<()> + Sync,
+{
+    fn walk_dir<A>(
+        acc: &mut A,
+        fd: &OwnedFd,
+        path: &Path,
+        file: &(dyn Fn(&mut A, &OwnedFd, &CStr, &Path) -> Result<()> + Sync),
+        dir_done: &(dyn Fn(&OwnedFd, &Path) -> Result<()> + Sync),
+    ) -> Result<()> {
+        for (name, kind) in read_entries(fd, path)? {
+            match kind {
+                EntryKind::File => file(acc, fd, &name, path)?,
+                EntryKind::Dir => {
+                    let sub_path = path.join(os(&name));
+                    let sub = open_dir_at(fd, name.as_c_str(), &sub_path)?;
+                    walk_dir(acc, &sub, &sub_path, file, dir_done)?;
+                }
+                EntryKind::Symlink | EntryKind::Other => {}
+            }
+        }
+        dir_done(fd, path)
+    }
+    let root_fd = open_dir_at(CWD, root, root)?;
+    let mut total = A::default();
+    let mut subdirs = Vec::new();
+    for (name, kind) in read_entries(&root_fd, root)? {
+        match kind {
+            EntryKind::File => file(&mut total, &root_fd, &name, root)?,
+            EntryKind::Dir => subdirs.push(name),
+            EntryKind::Symlink | EntryKind::Other => {}
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = default_clone_threads().clamp(1, subdirs.len().max(1));
+    let (file, dir_done) = (&file, &dir_done);
+    let results: Vec<Result<A>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<A> {
+                    let mut acc = A::default();
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(name) = subdirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let path = root.join(os(name));
+                        let done = open_dir_at(&root_fd, name.as_c_str(), &path)
+                            .and_then(|fd| walk_dir(&mut acc, &fd, &path, file, dir_done));
+                        if let Err(e) = done {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(acc)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Invalid(format!(
+                        "a thread walking {} panicked",
+                        root.display()
+                    )))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        merge(&mut total, r?);
+    }
+    dir_done(&root_fd, root)?;
+    Ok(total)
+}
+
+fn stat_at(dir: &OwnedFd, name: &CStr, dir_path: &Path) -> Result<rfs::Stat> {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).at(dir_path.join(os(name)))
+}
+
 /// Flushes every file and folder of `root` to stable storage (files in parallel), folders
 /// after their files, so a rename published afterwards cannot expose unwritten data. A file
 /// with more than one link is a hard link into a committed (already flushed) snapshot: only
 /// its directory entry is new, and the folder fsync covers that.
 pub fn fsync_tree(root: &Path) -> Result<()> {
-    let tree = list_tree(root)?;
-    tree.files
-        .par_iter()
-        .map(|rel| {
-            let p = root.join(rel);
-            if fs::symlink_metadata(&p).at(&p)?.nlink() > 1 {
+    par_walk(
+        root,
+        |_: &mut (), dir, name, dir_path| {
+            if stat_at(dir, name, dir_path)?.st_nlink > 1 {
                 return Ok(());
             }
-            fs::File::open(&p).and_then(|f| f.sync_all()).at(&p)
-        })
-        .collect::<Result<Vec<()>>>()?;
-    for d in tree.dirs.iter().rev() {
-        fsync_dir(&root.join(d))?;
-    }
-    fsync_dir(root)
+            let shown = dir_path.join(os(name));
+            let f = rfs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+            )
+            .at(&shown)?;
+            rfs::fsync(&f).at(&shown)
+        },
+        |dir, dir_path| rfs::fsync(dir).at(dir_path),
+        |_, _| {},
+    )
 }
 
 /// Flushes a folder's entries (a rename or create in it becomes durable).
@@ -258,20 +588,29 @@ pub struct TreeUsage {
     pub unique_disk: u64,
 }
 
-/// Measures `root` (see [`TreeUsage`]).
+/// Measures `root` (see [`TreeUsage`]), folders in parallel.
 pub fn usage(root: &Path) -> Result<TreeUsage> {
-    let mut u = TreeUsage::default();
-    for rel in list_tree(root)?.files {
-        let p = root.join(&rel);
-        let m = fs::symlink_metadata(&p).at(&p)?;
-        u.files += 1;
-        u.size += m.len();
-        if m.nlink() == 1 {
-            u.unique += m.len();
-            u.unique_disk += m.blocks() * 512;
-        }
-    }
-    Ok(u)
+    par_walk(
+        root,
+        |u: &mut TreeUsage, dir, name, dir_path| {
+            let m = stat_at(dir, name, dir_path)?;
+            let len = u64::try_from(m.st_size).unwrap_or(0);
+            u.files += 1;
+            u.size += len;
+            if m.st_nlink == 1 {
+                u.unique += len;
+                u.unique_disk += u64::try_from(m.st_blocks).unwrap_or(0) * 512;
+            }
+            Ok(())
+        },
+        |_, _| Ok(()),
+        |a, b| {
+            a.files += b.files;
+            a.size += b.size;
+            a.unique += b.unique;
+            a.unique_disk += b.unique_disk;
+        },
+    )
 }
 
 /// Bytes held by the distinct inodes of all `roots` together (a file linked into several

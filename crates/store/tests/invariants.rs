@@ -490,7 +490,11 @@ fn move_device_keeps_sharing_and_locks() {
             .unwrap();
         env.days(1);
     }
-    let before = env.lib.snapshots(UDID).unwrap();
+    // An archive of the middle snapshot (sharing its files), then the sizes as they are now.
+    let middle = env.lib.snapshots(UDID).unwrap()[1].clone();
+    let archived = env.lib.archive(&middle).unwrap();
+    let archive_files = snapshot_files(&archived);
+    let before = env.lib.refresh(UDID).unwrap();
     env.lib
         .update_meta(&before[0], |m| m.locked = true)
         .unwrap();
@@ -523,9 +527,32 @@ fn move_device_keeps_sharing_and_locks() {
         // Same sharing pattern as before: unique bytes unchanged.
         assert_eq!(s.usage, before[i].usage, "{}", s.name);
     }
+    // The archive moved too, still sharing every file with its snapshot (same inode).
+    assert_eq!(rep.archives, 1, "{rep:?}");
+    assert!(env.lib.archives(UDID).unwrap().is_empty());
+    let moved_archives = dest.archives(UDID).unwrap();
+    assert_eq!(moved_archives.len(), 1);
+    let got = snapshot_files(&moved_archives[0]);
+    assert_eq!(
+        got.iter().map(|(k, v)| (k, &v.1)).collect::<Vec<_>>(),
+        archive_files
+            .iter()
+            .map(|(k, v)| (k, &v.1))
+            .collect::<Vec<_>>()
+    );
+    let snap1 = snapshot_files(&after[1].path);
+    for (rel, (ino, _)) in &got {
+        assert_eq!(
+            snap1[rel].0,
+            *ino,
+            "{} not shared with its snapshot",
+            rel.display()
+        );
+    }
     check_library(&dest);
     // Running it again is harmless (nothing left to move).
-    assert_eq!(env.lib.move_device(UDID, &dest).unwrap().snapshots, 0);
+    let again = env.lib.move_device(UDID, &dest).unwrap();
+    assert_eq!((again.snapshots, again.archives), (0, 0));
 }
 
 #[test]
@@ -551,4 +578,54 @@ fn forget_device_removes_everything_of_it() {
     )
     .unwrap();
     assert!(!env.lib.root().join(".deleting-X-1").exists());
+}
+
+#[test]
+fn space_check_before_a_backup() {
+    use iosnap_store::{SpaceBasis, SpaceVerdict, TIGHT_MARGIN};
+    let mut env = Env::new(Some(SharingMethod::HardLink));
+    // First backup: the device's used capacity is the estimate.
+    env.lib.override_free_space(Some(10 << 30));
+    let c = env.lib.check_space(UDID, Some(2 << 30)).unwrap();
+    assert_eq!(
+        (c.need, c.basis, c.verdict),
+        (2 << 30, SpaceBasis::DeviceUsedCapacity, SpaceVerdict::Fits)
+    );
+    let c = env.lib.check_space(UDID, Some(10 << 30)).unwrap();
+    assert_eq!(c.verdict, SpaceVerdict::Tight, "nothing would be left");
+    let c = env.lib.check_space(UDID, Some((10 << 30) + 1)).unwrap();
+    assert_eq!(c.verdict, SpaceVerdict::WontFit);
+    assert_eq!(
+        env.lib.check_space(UDID, None).unwrap().verdict,
+        SpaceVerdict::Unknown
+    );
+    // Later backups: what the last snapshot added, at least 5 % of its size.
+    let (s1, _) = env
+        .lib
+        .import(&env.backup("a", &files(20, 10_000, 1, 1)), None)
+        .unwrap();
+    env.lib.override_free_space(Some(TIGHT_MARGIN * 2));
+    let c = env.lib.check_space(UDID, Some(u64::MAX)).unwrap();
+    assert_eq!(
+        c.basis,
+        SpaceBasis::LastSnapshot,
+        "the device's figure is not used"
+    );
+    assert_eq!(c.need, s1.usage.unique.max(s1.usage.size / 20));
+    assert_eq!(c.verdict, SpaceVerdict::Fits);
+    env.lib.override_free_space(Some(c.need + TIGHT_MARGIN - 1));
+    assert_eq!(
+        env.lib.check_space(UDID, None).unwrap().verdict,
+        SpaceVerdict::Tight
+    );
+    env.lib.override_free_space(Some(c.need - 1));
+    assert_eq!(
+        env.lib.check_space(UDID, None).unwrap().verdict,
+        SpaceVerdict::WontFit
+    );
+    // Without the override, the real free space of the temp folder is used (the CLI test
+    // crates/cli/tests/snapshot_space.rs checks that on a small tmpfs).
+    env.lib.override_free_space(None);
+    let real = env.lib.check_space(UDID, None).unwrap();
+    assert_eq!(real.basis, SpaceBasis::LastSnapshot);
 }

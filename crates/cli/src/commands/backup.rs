@@ -33,6 +33,23 @@ pub struct BackupArgs {
     pub json: bool,
 }
 
+/// Tells the user, once per change, that the phone is waiting for its passcode (iOS ≥ 16.1
+/// asks before a backup) or that it no longer is. Returns a progress filter that remembers
+/// the last state.
+pub fn passcode_notice() -> impl FnMut(bool) {
+    let mut shown = false;
+    move |up| {
+        if up != shown {
+            shown = up;
+            if up {
+                eprintln!("Unlock your iPhone and enter its passcode to allow the backup…");
+            } else {
+                eprintln!("Passcode prompt closed on the iPhone; the backup goes on.");
+            }
+        }
+    }
+}
+
 /// Picks the device: the one named, or the only one connected.
 pub async fn pick_device(mux: &MuxAddr, wanted: Option<&str>) -> Result<String> {
     let devices = list_devices(mux).await?;
@@ -76,8 +93,13 @@ pub fn run(args: &BackupArgs, quiet: bool) -> Result<ExitCode> {
         let _backup_lock = iosnap_daemon::BackupLock::acquire(&lib.device_dir(&udid)?, &udid)?;
         std::fs::create_dir_all(to)?;
         let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
-        let opts = BackupOptions { full: args.full };
+        let opts = BackupOptions {
+            full: args.full,
+            ..BackupOptions::default()
+        };
+        let mut notice = passcode_notice();
         let summary = backup(&session, to, &opts, |p| {
+            notice(p.passcode_prompt);
             bar.set(p.percent, p.bytes, p.files)
         })
         .await;

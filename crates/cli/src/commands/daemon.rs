@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use iosnap_daemon::secrets::PasswordStore;
 use iosnap_daemon::{Daemon, DaemonConfig, LocalZone};
 use iosnap_device::{MuxAddr, SessionOptions};
 use iosnap_store::{ConfigDir, SystemClock};
@@ -40,6 +41,10 @@ pub struct RunArgs {
     /// Seconds between re-checks of connected devices (besides usbmuxd events).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub recheck: u64,
+    /// Seconds a backup waits while the phone shows its passcode prompt (iOS 16.1 and later)
+    /// before giving up; it is retried later with backoff.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub passcode_timeout: u64,
 }
 
 /// The library override shared by `run` and `status`.
@@ -72,7 +77,7 @@ pub struct InstallArgs {
     pub launchd: bool,
 }
 
-fn daemon_config(lib: &OptLibrary, recheck: u64) -> Result<DaemonConfig> {
+fn daemon_config(lib: &OptLibrary, recheck: u64, passcode_timeout: u64) -> Result<DaemonConfig> {
     let library = lib.library.clone().or_else(|| {
         std::env::var_os("IOSNAP_LIBRARY")
             .filter(|e| !e.is_empty())
@@ -90,6 +95,9 @@ fn daemon_config(lib: &OptLibrary, recheck: u64) -> Result<DaemonConfig> {
             ..SessionOptions::default()
         },
         recheck: Duration::from_secs(recheck.max(1)),
+        // Never an unlock prompt from a background service.
+        passwords: Some(PasswordStore::new(&ConfigDir::from_env()?).unlock_prompt(false)),
+        passcode_timeout: Duration::from_secs(passcode_timeout.max(1)),
     })
 }
 
@@ -99,6 +107,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         None => run_daemon(&RunArgs {
             lib: OptLibrary::default(),
             recheck: 60,
+            passcode_timeout: 300,
         }),
         Some(DaemonCommand::Run(a)) => run_daemon(a),
         Some(DaemonCommand::Status(a)) => run_status(a),
@@ -108,7 +117,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
 
 fn run_daemon(a: &RunArgs) -> Result<ExitCode> {
     iosnap_daemon::init_logging();
-    let cfg = daemon_config(&a.lib, a.recheck)?;
+    let cfg = daemon_config(&a.lib, a.recheck, a.passcode_timeout)?;
     super::block_on(async move {
         iosnap_daemon::run_until_signal(Daemon::new(cfg))
             .await
@@ -118,7 +127,7 @@ fn run_daemon(a: &RunArgs) -> Result<ExitCode> {
 }
 
 fn run_status(a: &StatusArgs) -> Result<ExitCode> {
-    let cfg = daemon_config(&a.lib, 60)?;
+    let cfg = daemon_config(&a.lib, 60, 300)?;
     let d = Daemon::new(cfg);
     // Devices with settings or snapshots in the library the daemon would use.
     let mut known = Vec::new();

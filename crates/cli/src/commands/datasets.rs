@@ -43,6 +43,7 @@ pub fn run(args: &DatasetsArgs) -> Result<ExitCode> {
     );
     for c in &counts {
         let what = match (&c.error, c.count, c.present) {
+            (Some(e), _, false) => format!("absent: {}", for_terminal(e)),
             (Some(e), _, _) => format!("present, but: {}", for_terminal(e)),
             (None, Some(n), _) => format!("{n} {}", c.counted),
             (None, None, true) => "present".to_string(),

@@ -48,8 +48,13 @@ pub fn run(args: &EncryptionArgs) -> Result<ExitCode> {
         let udid = super::backup::pick_device(&mux, args.device.as_deref()).await?;
         let session = DeviceSession::connect(&mux, &udid).await?;
         let on = session.will_encrypt().await?;
-        let current =
-            || password::require(args.password_file.as_deref(), "the current backup password");
+        let current = || {
+            password::require_for(
+                args.password_file.as_deref(),
+                Some(&udid),
+                "the current backup password",
+            )
+        };
         let new = || -> Result<Zeroizing<String>> {
             let p = password::require_named(
                 args.new_password_file.as_deref(),
@@ -84,6 +89,7 @@ pub fn run(args: &EncryptionArgs) -> Result<ExitCode> {
                 let n = new()?;
                 change_password(&session, Some(&c), Some(&n)).await?;
                 println!("backup password changed for {udid}");
+                password::update_remembered(&udid, &n);
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use iosnap_datasets::export::apps::export_app_files;
 use iosnap_datasets::export::{Dataset, export};
 
 use crate::cli::OpenArgs;
@@ -22,7 +23,7 @@ use crate::sanitize::for_terminal;
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// A dataset (messages, contacts, calls, calendar, safari-history, safari-bookmarks, notes,
-    /// photos, voicemail, voice-memos, whatsapp, apps) — or a snapshot of the library
+    /// photos, voicemail, voice-memos, whatsapp, apps, passwords, wifi) — or a snapshot of the library
     /// (UDID@latest, UDID@2026-11-24T213000Z …) to write as a standalone backup folder.
     pub what: String,
     /// For a dataset: the backup folder or snapshot to read. For a snapshot: the new folder to
@@ -33,7 +34,8 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
     /// Dataset export format: messages html|txt|csv|json, contacts vcf|vcf4|csv, calls csv|json,
     /// calendar ics, safari-history csv|json, safari-bookmarks html, notes md|txt|html,
-    /// whatsapp html|txt|json, voicemail/voice-memos audio, apps csv|json, photos files
+    /// whatsapp html|txt|json, voicemail/voice-memos audio, apps csv|json, passwords|wifi
+    /// csv|json (encrypted backups only: clear-text passwords), photos files
     /// (default: the first).
     #[arg(long, short = 'f', value_name = "F")]
     pub format: Option<String>,
@@ -47,6 +49,10 @@ pub struct ExportArgs {
     /// Print the export report as JSON (see docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// With `apps`: also write this app's files (its container, app groups and extensions) as
+    /// a browsable tree under OUT/<bundle id>/ (repeatable).
+    #[arg(long, value_name = "BUNDLE_ID")]
+    pub app: Vec<String>,
 }
 
 /// Runs `iosnap export`: a dataset when the first argument names one, else a snapshot.
@@ -64,17 +70,21 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
                 library: args.library.clone(),
                 password_file: args.password_file.clone(),
             };
+            if !args.app.is_empty() && dataset != Dataset::Apps {
+                bail!("--app only goes with `iosnap export apps`");
+            }
             run_dataset(
                 dataset,
                 &open,
                 out,
                 args.format.as_deref(),
+                &args.app,
                 args.json,
                 quiet,
             )
         }
         None => {
-            if args.out.is_some() || args.format.is_some() {
+            if args.out.is_some() || args.format.is_some() || !args.app.is_empty() {
                 let names: Vec<&str> = Dataset::ALL.iter().map(|d| d.name()).collect();
                 bail!(
                     "unknown dataset {:?}: choose one of {}",
@@ -100,18 +110,32 @@ fn run_dataset(
     open: &OpenArgs,
     out: &std::path::Path,
     format: Option<&str>,
+    apps: &[String],
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
     let backup = super::open_unlocked(open)?;
+    if matches!(dataset, Dataset::Passwords | Dataset::Wifi) && backup.is_encrypted() {
+        eprintln!(
+            "WARNING: {} will hold CLEAR-TEXT PASSWORDS from the backup's keychain. The files are \
+             private to you (0600, folder 0700); keep them off shared or synced drives and delete \
+             them when done.",
+            for_terminal(&out.display().to_string())
+        );
+    }
     // The bar counts records (messages, contacts, calls); it is created on the first report,
     // once the total is known.
     let mut bar: Option<Progress> = None;
     let label = format!("exporting {}", dataset.name());
-    let report = export(&backup, dataset, format, out, &mut |done, total| {
+    let mut on_progress = |done, total| {
         let b = bar.get_or_insert_with(|| Progress::items(&label, total, quiet || json));
         b.set(done, done);
-    })?;
+    };
+    let report = if apps.is_empty() {
+        export(&backup, dataset, format, out, &mut on_progress)?
+    } else {
+        export_app_files(&backup, apps, format, out, &mut on_progress)?
+    };
     if let Some(b) = bar {
         b.finish();
     }
@@ -132,6 +156,7 @@ fn run_dataset(
             Dataset::Notes => "folders",
             Dataset::Photos => "albums",
             Dataset::WhatsApp => "chats",
+            Dataset::Apps => "apps with their files",
             _ => "conversations",
         };
         println!("  {} {what}", report.groups);

@@ -27,9 +27,9 @@ pub enum LocationAction {
         /// The disk's mount point or a folder.
         path: PathBuf,
     },
-    /// Move a device's snapshots to another location (PATH/iosnap.Backups/, or PATH itself
-    /// if it already is a library), keeping the sharing between them; the device's
-    /// `location` setting then points there.
+    /// Move a device's snapshots and archives to another location (PATH/iosnap.Backups/, or
+    /// PATH itself if it already is a library), keeping the sharing between them; the
+    /// device's `location` setting then points there.
     Move {
         /// The device (UDID).
         #[arg(long, short = 'u', value_name = "UDID")]
@@ -136,8 +136,10 @@ pub fn run(args: &LocationArgs) -> Result<ExitCode> {
                 config.save_locations(&l)?;
             }
             println!(
-                "Moved {} snapshot(s) of {device} to {} ({} files shared, {} copied; sharing: {})",
+                "Moved {} snapshot(s) and {} archive(s) of {device} to {} ({} files shared, {} \
+                 copied; sharing: {})",
                 rep.snapshots,
+                rep.archives,
                 root.display(),
                 rep.shared,
                 rep.copied,

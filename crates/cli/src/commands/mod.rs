@@ -13,6 +13,8 @@ mod extract;
 mod info;
 pub mod location;
 mod ls;
+#[path = "password.rs"]
+pub mod password_cmd;
 pub mod prune;
 pub mod restore;
 pub mod simulate;
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Location(a) => location::run(&a),
         Command::Settings(a) => location::run_settings(&a),
         Command::Daemon(a) => daemon::run(&a),
+        Command::Password(a) => password_cmd::run(&a),
     }
 }
 
@@ -151,7 +154,8 @@ pub fn open_unlocked(args: &OpenArgs) -> Result<Backup> {
     let mut backup = Backup::open(&dir)?;
     if backup.is_encrypted() && !backup.is_unlocked() {
         let what = format!("the backup in {}", dir.display());
-        let pw = password::require(args.password_file.as_deref(), &what)?;
+        let udid = password::backup_udid(&backup);
+        let pw = password::require_for(args.password_file.as_deref(), udid.as_deref(), &what)?;
         backup.unlock(pw.as_bytes())?;
     }
     Ok(backup)
@@ -164,7 +168,10 @@ pub fn open_maybe_unlocked(args: &OpenArgs) -> Result<Backup> {
     let mut backup = Backup::open(&dir)?;
     if backup.is_encrypted() && !backup.is_unlocked() {
         let what = format!("the backup in {}", dir.display());
-        if let Some(pw) = password::obtain(args.password_file.as_deref(), &what)? {
+        let udid = password::backup_udid(&backup);
+        if let Some(pw) =
+            password::obtain_for(args.password_file.as_deref(), udid.as_deref(), &what)?
+        {
             backup.unlock(pw.as_bytes())?;
         }
     }

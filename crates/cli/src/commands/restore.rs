@@ -57,8 +57,9 @@ pub fn run(args: &RestoreArgs, quiet: bool) -> Result<ExitCode> {
         };
         let encrypted = Backup::open(&folder)?.is_encrypted();
         let pw = if encrypted {
-            Some(password::require(
+            Some(password::require_for(
                 args.password_file.as_deref(),
+                Some(&source),
                 &format!("the backup in {}", folder.display()),
             )?)
         } else {

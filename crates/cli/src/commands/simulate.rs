@@ -41,6 +41,17 @@ pub struct SimulateArgs {
     /// garbage-at-step=2, disk-full, hold-sync-lock=3.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
+    /// Start with this computer unpaired: usbmuxd has no pair record and the phones trust no
+    /// host, so clients must pair first (`idevicepair pair`, or any iosnap command).
+    #[arg(long)]
+    pub unpaired: bool,
+    /// How the phones answer pairing: accept, ask=N ("Trust This Computer?" pending N times,
+    /// then trusted) or refuse ("Don't Trust").
+    #[arg(long, value_name = "MODE")]
+    pub pairing: Option<String>,
+    /// Ask for the passcode before each backup (iOS ≥ 16.1): for SECS seconds, or forever.
+    #[arg(long, value_name = "SECS|forever")]
+    pub passcode_prompt: Option<String>,
 }
 
 /// Parses `2G`, `500M`, `64K` or plain bytes.
@@ -77,6 +88,9 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
         churn: args.churn,
         devices: args.devices,
         faults: args.faults.clone(),
+        unpaired: args.unpaired,
+        pairing: args.pairing.clone(),
+        passcode_prompt: args.passcode_prompt.clone(),
     };
     super::block_on(async { Ok(iosnap_simulator::run_cli(&cfg).await?) })?;
     Ok(ExitCode::SUCCESS)

@@ -59,7 +59,13 @@ pub fn run(args: &SnapshotBackupArgs<'_>, quiet: bool) -> Result<ExitCode> {
         }
         let target = staging.device_target().to_path_buf();
         let bar = PercentProgress::new(&format!("backing up {udid}"), quiet || args.json);
-        let summary = backup(&session, &target, &BackupOptions { full: args.full }, |p| {
+        let opts = BackupOptions {
+            full: args.full,
+            ..BackupOptions::default()
+        };
+        let mut notice = super::backup::passcode_notice();
+        let summary = backup(&session, &target, &opts, |p| {
+            notice(p.passcode_prompt);
             bar.set(p.percent, p.bytes, p.files)
         })
         .await;
@@ -70,43 +76,34 @@ pub fn run(args: &SnapshotBackupArgs<'_>, quiet: bool) -> Result<ExitCode> {
     })
 }
 
-/// Compares the space the backup is likely to need with the free space: stops when it
-/// cannot fit, warns when it is tight. A first backup needs about the phone's used capacity;
-/// a later one about what the last snapshot added (at least 5 % of its size).
+/// Compares the space the backup is likely to need with the free space
+/// ([`iosnap_store::Library::check_space`]): stops before anything is written when it cannot
+/// fit, warns when it is tight. A first backup needs about the phone's used capacity; a later
+/// one about what the last snapshot added (at least 5 % of its size).
 fn preflight(
     lib: &iosnap_store::Library,
     udid: &str,
     used_capacity: Option<u64>,
     quiet: bool,
 ) -> Result<()> {
-    let previous = lib.snapshots(udid)?;
-    let free = iosnap_store::free_space(lib.root())?;
-    let (need, why) = match previous.last() {
-        Some(last) => (
-            last.usage.unique.max(last.usage.size / 20),
-            "what the last snapshot added",
-        ),
-        None => match used_capacity {
-            Some(u) => (u, "the space in use on the device"),
-            None => return Ok(()),
-        },
-    };
-    if need > free {
-        bail!(
+    use iosnap_store::SpaceVerdict;
+    let c = lib.check_space(udid, used_capacity)?;
+    let why = c.basis.describe();
+    match c.verdict {
+        SpaceVerdict::WontFit => bail!(
             "{}: only {} free, a backup of {udid} is likely to need about {} ({why}); free \
              space or choose another --library",
             lib.root().display(),
-            human_bytes(free),
-            human_bytes(need)
-        );
-    }
-    if need > free / 10 * 9 && !quiet {
-        eprintln!(
+            human_bytes(c.free),
+            human_bytes(c.need)
+        ),
+        SpaceVerdict::Tight if !quiet => eprintln!(
             "warning: space is tight in {}: {} free, about {} needed ({why})",
             lib.root().display(),
-            human_bytes(free),
-            human_bytes(need)
-        );
+            human_bytes(c.free),
+            human_bytes(c.need)
+        ),
+        _ => {}
     }
     Ok(())
 }

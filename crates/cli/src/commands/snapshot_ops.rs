@@ -286,8 +286,9 @@ pub struct ForgetArgs {
     pub yes: bool,
 }
 
-/// Runs `iosnap forget`: removes the device's settings and, once confirmed, its backups in
-/// the library. The pairing record belongs to usbmuxd / the device layer and is left alone.
+/// Runs `iosnap forget`: removes the device's settings, this computer's pairing record
+/// (through usbmuxd, so the next connection has to pair and the user to tap Trust again) and,
+/// once confirmed, its backups in the library.
 pub fn run_forget(args: &ForgetArgs) -> Result<ExitCode> {
     let lib = args.lib.open_for(Some(&args.device))?;
     let udid = &args.device;
@@ -310,6 +311,37 @@ pub fn run_forget(args: &ForgetArgs) -> Result<ExitCode> {
         println!("Deleted {n} snapshot(s) and {archives} archive(s) of {udid}");
     }
     lib.config().forget_device(udid)?;
-    println!("Forgot the settings of {udid} (the pairing record is kept; usbmuxd owns it)");
+    println!("Forgot the settings of {udid}");
+    // A remembered backup password (OS keyring or opted-in file) is part of what we keep about
+    // the device: forgetting the device forgets it too. An unreachable keyring is said, not fatal.
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let passwords =
+        iosnap_daemon::secrets::PasswordStore::new(lib.config()).unlock_prompt(interactive);
+    match passwords.forget(udid) {
+        Ok(removed) => {
+            for b in removed {
+                println!("Removed the backup password of {udid} from {b}");
+            }
+        }
+        Err(e) => {
+            eprintln!("iosnap: warning: could not remove a remembered password of {udid}: {e}")
+        }
+    }
+    let mux = iosnap_device::MuxAddr::from_env()?;
+    let opts = iosnap_device::SessionOptions::default();
+    let gone =
+        super::block_on(async { Ok(iosnap_device::forget_pairing(&mux, udid, &opts).await?) })?;
+    if gone.usbmuxd_record {
+        println!("Deleted the pairing record of {udid} (usbmuxd)");
+    }
+    if let Some(p) = &gone.file_removed {
+        println!("Deleted the pairing record {}", p.display());
+    }
+    if !gone.usbmuxd_record && gone.file_removed.is_none() {
+        println!("No pairing record of {udid} on this computer");
+    }
+    if gone.phone_unpaired {
+        println!("The phone forgot this computer too: it will ask \"Trust This Computer?\" again");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -155,7 +155,8 @@ pub fn run(args: &SnapshotsArgs) -> Result<ExitCode> {
 pub fn open_snapshot(s: &SnapshotInfo, password_file: Option<&std::path::Path>) -> Result<Backup> {
     let mut b = Backup::open(&s.path)?;
     if b.is_encrypted() && !b.is_unlocked() {
-        let pw = crate::password::require(password_file, &format!("snapshot {}", s.reference()))?;
+        let what = format!("snapshot {}", s.reference());
+        let pw = crate::password::require_for(password_file, Some(&s.udid), &what)?;
         b.unlock(pw.as_bytes())?;
     }
     Ok(b)

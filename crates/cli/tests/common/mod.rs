@@ -89,7 +89,9 @@ pub fn library_cmd(t: &Path, mux: Option<&str>) -> std::process::Command {
         .env("IOSNAP_CONFIG_DIR", t.join("config"))
         .env("IOSNAP_SHARING", "hard-link")
         .env_remove("IOSNAP_PASSWORD")
-        .env_remove("IOSNAP_NEW_PASSWORD");
+        .env_remove("IOSNAP_NEW_PASSWORD")
+        // Never read or write the developer's real OS keyring (tests/keyring.rs brings its own).
+        .env("IOSNAP_KEYRING", "off");
     if let Some(addr) = mux {
         c.env("USBMUXD_SOCKET_ADDRESS", addr);
     }

@@ -131,6 +131,9 @@ struct Ctx<'a> {
     out: &'a OutDir,
     att_dir: Option<OutDir>,
     copied: HashMap<i64, (Option<String>, AttachmentStatus)>,
+    /// Manifest.db opened once for every attachment lookup (`Backup::find` opens it per call,
+    /// which dominated exports with thousands of attachments); `None` for mbdb backups.
+    manifest: Option<iosnap_format::manifest_db::ManifestDb>,
 }
 
 impl Ctx<'_> {
@@ -176,8 +179,12 @@ impl Ctx<'_> {
             report.attachments_unsafe += 1;
             return (None, AttachmentStatus::Unsafe);
         };
-        let entry = match self.backup.find(ATTACHMENT_DOMAIN, &rel) {
-            Ok(e) if e.has_data() => e,
+        let found = match &self.manifest {
+            Some(m) => m.find(ATTACHMENT_DOMAIN, &rel).ok().flatten(),
+            None => self.backup.find(ATTACHMENT_DOMAIN, &rel).ok(),
+        };
+        let entry = match found {
+            Some(e) if e.has_data() => e,
             _ => {
                 report.attachments_missing += 1;
                 return (None, AttachmentStatus::Missing);
@@ -194,8 +201,17 @@ impl Ctx<'_> {
             let tail: String = chars[chars.len().saturating_sub(80)..].iter().collect();
             let file = safe_name(&format!("{}-{}", a.rowid, safe_name(&tail)));
             let (path, mut w) = dir.file(&file)?;
-            let mut input = self.backup.open_file(&entry)?;
-            std::io::copy(&mut input, &mut w).at(&path)?;
+            if self.backup.is_encrypted() {
+                let mut input = self.backup.open_file(&entry)?;
+                std::io::copy(&mut input, &mut w).at(&path)?;
+            } else {
+                // File to File: std copies in the kernel (copy_file_range; a reflink where
+                // the filesystem can), no trip through our buffers.
+                let src = self.backup.data_path(&entry);
+                let mut input = std::fs::File::open(&src).at(&src)?;
+                w.flush().at(&path)?;
+                std::io::copy(&mut input, w.get_mut()).at(&path)?;
+            }
             finish(&path, w)?;
             if let Some(t) = Some(entry.meta.mtime).filter(|t| *t > 0) {
                 let ft = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
@@ -310,7 +326,7 @@ fn stem(conv: &ConversationOut) -> String {
     safe_name(&format!("{} ({})", safe_name(&short), conv.chat_id))
 }
 
-const CSS: &str = "body{font-family:-apple-system,Helvetica,Arial,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;background:#fff;color:#111}
+const CSS: &str = "body{font-family:-apple-system,Helvetica,Arial,sans-serif,'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji';max-width:860px;margin:2em auto;padding:0 1em;background:#fff;color:#111}
 .m{margin:.5em 0;padding:.5em .8em;border-radius:14px;max-width:75%;background:#e9e9eb;overflow-wrap:anywhere}
 .me{margin-left:auto;background:#0b84ff;color:#fff}.me a{color:#fff}
 .who{font-size:.8em;font-weight:600}.when{font-size:.75em;opacity:.7}
@@ -550,6 +566,10 @@ pub(crate) fn export(
         out,
         att_dir: None,
         copied: HashMap::new(),
+        manifest: match backup.decrypted_manifest_path() {
+            Some(p) => Some(iosnap_format::manifest_db::ManifestDb::open(&p)?),
+            None => None,
+        },
     };
     let mut done = 0u64;
     progress(0, total);

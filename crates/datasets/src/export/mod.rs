@@ -19,6 +19,7 @@ pub mod audio;
 pub mod calendar;
 pub mod calls;
 pub mod contacts;
+pub mod keychain;
 pub mod messages;
 pub mod notes;
 pub mod photos;
@@ -54,11 +55,15 @@ pub enum Dataset {
     Notes,
     /// WhatsApp ChatStorage.sqlite: chats as HTML / TXT / JSON with media.
     WhatsApp,
+    /// Keychain (encrypted backups only): website and app passwords, CSV / JSON.
+    Passwords,
+    /// Keychain (encrypted backups only): Wi-Fi networks and their passwords, CSV / JSON.
+    Wifi,
 }
 
 impl Dataset {
     /// Every exportable dataset.
-    pub const ALL: [Dataset; 12] = [
+    pub const ALL: [Dataset; 14] = [
         Dataset::Messages,
         Dataset::Contacts,
         Dataset::Calls,
@@ -71,6 +76,8 @@ impl Dataset {
         Dataset::Photos,
         Dataset::Notes,
         Dataset::WhatsApp,
+        Dataset::Passwords,
+        Dataset::Wifi,
     ];
 
     /// The name used on the command line.
@@ -88,6 +95,8 @@ impl Dataset {
             Dataset::Photos => "photos",
             Dataset::Notes => "notes",
             Dataset::WhatsApp => "whatsapp",
+            Dataset::Passwords => "passwords",
+            Dataset::Wifi => "wifi",
         }
     }
 
@@ -105,6 +114,7 @@ impl Dataset {
             Dataset::Photos => &["files"],
             Dataset::Notes => &["md", "txt", "html"],
             Dataset::WhatsApp => &["html", "txt", "json"],
+            Dataset::Passwords | Dataset::Wifi => &["csv", "json"],
         }
     }
 
@@ -124,6 +134,8 @@ impl Dataset {
             "photos" | "camera-roll" | "pictures" => Some(Dataset::Photos),
             "notes" => Some(Dataset::Notes),
             "whatsapp" | "whatsapp_chats" => Some(Dataset::WhatsApp),
+            "passwords" | "keychain" => Some(Dataset::Passwords),
+            "wifi" | "wi-fi" => Some(Dataset::Wifi),
             "voice-memos" | "voice_memos" | "voicememos" | "memos" | "recordings" => {
                 Some(Dataset::VoiceMemos)
             }
@@ -207,6 +219,7 @@ pub fn export(
                         Dataset::Photos => "files (the original files, albums as folders)",
                         Dataset::Notes => "md, txt, html",
                         Dataset::WhatsApp => "html, txt, json",
+                        Dataset::Passwords | Dataset::Wifi => "csv, json",
                     },
                 })?
         }
@@ -276,6 +289,16 @@ pub fn export(
             let index = contact_index(backup)?;
             let out = OutDir::create(out)?;
             whatsapp::export(backup, &db, &index, fmt, &out, progress)?
+        }
+        Dataset::Passwords | Dataset::Wifi => {
+            let kc = crate::keychain::Keychain::open(backup)?;
+            let out = keychain::private_out(out)?;
+            let what = if dataset == Dataset::Passwords {
+                keychain::What::Passwords
+            } else {
+                keychain::What::Wifi
+            };
+            keychain::export(&kc, what, fmt, &out, progress)?
         }
     };
     report.dataset = dataset.name().to_string();

@@ -31,7 +31,7 @@ fn render(n: &Note, fmt: &str) -> String {
     };
     match fmt {
         "html" => format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:-apple-system,Helvetica,Arial,sans-serif;max-width:760px;margin:2em auto;padding:0 1em}}.d{{color:#666;font-size:.85em}}</style></head><body>\n<p><a href=\"../index.html\">← All notes</a></p><h1>{t}</h1><p class=\"d\">{d}</p>\n{b}\n</body></html>\n",
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:-apple-system,Helvetica,Arial,sans-serif,'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji';max-width:760px;margin:2em auto;padding:0 1em}}.d{{color:#666;font-size:.85em}}</style></head><body>\n<p><a href=\"../index.html\">← All notes</a></p><h1>{t}</h1><p class=\"d\">{d}</p>\n{b}\n</body></html>\n",
             t = html(&title),
             d = html(&dates),
             b = rest

@@ -85,7 +85,7 @@ pub(crate) fn export(
             "html" => {
                 let (p, mut w) = out.file(&format!("{stem}.html"))?;
                 w.write_all(format!(
-                    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:-apple-system,Helvetica,Arial,sans-serif;max-width:860px;margin:2em auto;padding:0 1em}}.m{{margin:.5em 0;padding:.5em .8em;border-radius:12px;background:#eee;max-width:75%;overflow-wrap:anywhere}}.me{{margin-left:auto;background:#dcf8c6}}.w{{font-size:.75em;color:#666}}img{{max-width:100%}}</style></head><body>\n<p><a href=\"index.html\">← All chats</a></p><h1>{t}</h1>\n",
+                    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:-apple-system,Helvetica,Arial,sans-serif,'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji';max-width:860px;margin:2em auto;padding:0 1em}}.m{{margin:.5em 0;padding:.5em .8em;border-radius:12px;background:#eee;max-width:75%;overflow-wrap:anywhere}}.me{{margin-left:auto;background:#dcf8c6}}.w{{font-size:.75em;color:#666}}img{{max-width:100%}}</style></head><body>\n<p><a href=\"index.html\">← All chats</a></p><h1>{t}</h1>\n",
                     t = html(&name)
                 ).as_bytes()).at(&p)?;
                 Some((p, w))

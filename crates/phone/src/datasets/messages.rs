@@ -389,9 +389,23 @@ impl Messages {
                 attachment_id INTEGER REFERENCES attachment (ROWID) ON DELETE CASCADE, UNIQUE(message_id, attachment_id));
              CREATE INDEX message_idx_handle ON message(handle_id, date);
              CREATE INDEX chat_message_join_idx_message_date_id_chat_id ON chat_message_join(chat_id, message_date, message_id);
+             CREATE INDEX chat_message_join_idx_message_id_only ON chat_message_join(message_id);
+             CREATE INDEX message_attachment_join_idx_message_id ON message_attachment_join(message_id);
+             CREATE INDEX chat_handle_join_idx_handle_id ON chat_handle_join(handle_id);
+             CREATE INDEX message_idx_date ON message(date);
+             CREATE INDEX message_idx_handle_id ON message(handle_id);
+             CREATE INDEX message_idx_associated_message2 ON message(associated_message_guid)
+                WHERE associated_message_guid IS NOT NULL;
              INSERT INTO _SqliteDatabaseProperties VALUES ('_ClientVersion', '{}');",
             if modern { 17000 } else { 14006 }
         ))?;
+        if ios.major >= 14 {
+            // Apple's own index: reply lookups (imessage-exporter counts a message's replies
+            // with it; without it each lookup scans the whole table).
+            c.execute_batch(
+                "CREATE INDEX message_idx_thread_originator_guid ON message(thread_originator_guid);",
+            )?;
+        }
         if modern {
             c.execute_batch(
                 "CREATE TABLE chat_recoverable_message_join (chat_id INTEGER REFERENCES chat (ROWID) ON DELETE CASCADE,

@@ -7,6 +7,15 @@
 //! is `ZACCOUNT2` (≤ 13), `ZACCOUNT4` (14–15) or `ZACCOUNT7` (16+); `ZSERVERRECORDDATA` (12+),
 //! `ZLASTOPENEDDATE` (14+), `ZACCOUNT5` (15+), `ZACCOUNT6` (16+), `ZGENERATION` (17+),
 //! `ZUNAPPLIEDENCRYPTEDRECORDDATA` (18+), `ZATTRIBUTEDSNIPPET` (26+).
+//!
+//! The same records can also be written as the **legacy** store of iOS ≤ 8,
+//! `HomeDomain/Library/Notes/notes.sqlite` ([`NotesGeneration::Legacy`], [`Notes::write_legacy`]):
+//! `ZNOTE` (title, dates, `ZSTORE` folder, `ZBODY`) + `ZNOTEBODY.ZCONTENT` holding the body as an
+//! HTML fragment (one `<div>` per line, [`legacy_body_html`]), `ZSTORE` for folders and
+//! `ZACCOUNT` (the layout apple_cloud_notes_parser's legacy query reads:
+//! `ZNOTEBODY.Z_PK = ZNOTE.ZBODY AND ZSTORE.Z_PK = ZNOTE.ZSTORE`). iOS 9+ phones upgraded from
+//! iOS 8 keep that file for local notes that were never migrated, which is why a backup can hold
+//! either store.
 
 use std::io::Write;
 
@@ -119,6 +128,50 @@ pub fn note_zdata(text: &str) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(&note_proto(text));
     enc.finish().unwrap_or_default()
+}
+
+/// Which notes store a phone writes: the two schema generations of Notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NotesGeneration {
+    /// iOS 9+: `AppDomainGroup-group.com.apple.notes/NoteStore.sqlite`, protobuf bodies.
+    #[default]
+    NoteStore,
+    /// iOS ≤ 8: `HomeDomain/Library/Notes/notes.sqlite`, HTML bodies.
+    Legacy,
+}
+
+impl NotesGeneration {
+    /// (domain, relative path) of the store in a backup.
+    pub fn location(self) -> (&'static str, &'static str) {
+        match self {
+            NotesGeneration::NoteStore => {
+                ("AppDomainGroup-group.com.apple.notes", "NoteStore.sqlite")
+            }
+            NotesGeneration::Legacy => ("HomeDomain", "Library/Notes/notes.sqlite"),
+        }
+    }
+}
+
+/// Escapes text for an HTML body (`& < > "`), as Notes stored it.
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A legacy `ZNOTEBODY.ZCONTENT`: one `<div>` per line (`<div><br></div>` for an empty one),
+/// the first line being the title, as iOS ≤ 8 Notes wrote it.
+pub fn legacy_body_html(text: &str) -> String {
+    text.split('\n')
+        .map(|l| {
+            if l.is_empty() {
+                "<div><br></div>".to_string()
+            } else {
+                format!("<div>{}</div>", html_escape(l))
+            }
+        })
+        .collect()
 }
 
 impl Notes {
@@ -278,6 +331,96 @@ impl Notes {
     }
 }
 
+impl Notes {
+    /// Writes these records as the legacy (iOS ≤ 8) `notes.sqlite`: folders become `ZSTORE`
+    /// rows (same Z_PK), notes keep their Z_PK, bodies are HTML ([`legacy_body_html`]), dates
+    /// Cocoa seconds. There is no pinning in that generation.
+    pub fn write_legacy(&self, c: &Connection) -> rusqlite::Result<()> {
+        c.execute_batch(
+            "CREATE TABLE ZACCOUNT (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER,
+                ZDEFAULTSTORE INTEGER, ZACCOUNTIDENTIFIER VARCHAR, ZNAME VARCHAR);
+             CREATE TABLE ZSTORE (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER,
+                ZACCOUNT INTEGER, ZEXTERNALIDENTIFIER VARCHAR, ZNAME VARCHAR, ZSYNCANCHOR VARCHAR);
+             CREATE TABLE ZNOTE (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER,
+                ZCONTAINSCJK INTEGER, ZCONTENTTYPE INTEGER, ZDELETEDFLAG INTEGER, ZEXTERNALFLAGS INTEGER,
+                ZEXTERNALSERVERINTID INTEGER, ZINTEGERID INTEGER, ZISBOOKKEEPINGENTRY INTEGER,
+                ZBODY INTEGER, ZSTORE INTEGER, ZCREATIONDATE TIMESTAMP, ZMODIFICATIONDATE TIMESTAMP,
+                ZAUTHOR VARCHAR, ZGUID VARCHAR, ZSERVERID VARCHAR, ZSUMMARY VARCHAR, ZTITLE VARCHAR);
+             CREATE TABLE ZNOTEBODY (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER,
+                ZOWNER INTEGER, ZCONTENT VARCHAR, ZEXTERNALCONTENTREF VARCHAR, ZEXTERNALREPRESENTATION BLOB);
+             CREATE TABLE ZNOTEATTACHMENT (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER,
+                ZNOTE INTEGER, ZCONTENTID VARCHAR, ZFILENAME VARCHAR, ZMIMETYPE VARCHAR);
+             CREATE INDEX ZNOTE_ZSTORE_INDEX ON ZNOTE (ZSTORE);
+             CREATE INDEX ZNOTEBODY_ZOWNER_INDEX ON ZNOTEBODY (ZOWNER);",
+        )?;
+        crate::db::core_data_tables(
+            c,
+            &[
+                (1, "Account", 1),
+                (2, "Note", 10 + self.notes.len() as i64),
+                (3, "NoteAttachment", 0),
+                (4, "NoteBody", self.notes.len() as i64),
+                (5, "Store", 4),
+            ],
+            "5B0F3C2A-8E1D-4A7B-9C6E-2D4F6A8B0C1E",
+        )?;
+        c.execute(
+            "INSERT INTO ZACCOUNT (Z_PK, Z_ENT, Z_OPT, ZDEFAULTSTORE, ZACCOUNTIDENTIFIER, ZNAME)
+             VALUES (1, 1, 1, ?1, ?2, ?3)",
+            params![
+                self.folders.first().map_or(0, |f| f.0),
+                "8A7C0B3E-5D41-4F2A-9E6B-1C3D5F7A9B0D",
+                self.account
+            ],
+        )?;
+        for (pk, title) in &self.folders {
+            c.execute(
+                "INSERT INTO ZSTORE (Z_PK, Z_ENT, Z_OPT, ZACCOUNT, ZEXTERNALIDENTIFIER, ZNAME)
+                 VALUES (?1, 5, 1, 1, ?2, ?3)",
+                params![pk, rng::uuid(*pk as u64 ^ 0xF0), title],
+            )?;
+        }
+        for (i, n) in self.notes.iter().enumerate() {
+            let body_pk = i as i64 + 1;
+            let summary: String = n
+                .text
+                .split('\n')
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect();
+            c.execute(
+                "INSERT INTO ZNOTE (Z_PK, Z_ENT, Z_OPT, ZCONTAINSCJK, ZCONTENTTYPE, ZDELETEDFLAG,
+                 ZEXTERNALFLAGS, ZINTEGERID, ZISBOOKKEEPINGENTRY, ZBODY, ZSTORE, ZCREATIONDATE,
+                 ZMODIFICATIONDATE, ZAUTHOR, ZGUID, ZSUMMARY, ZTITLE)
+                 VALUES (?1, 2, 1, 0, 0, 0, 0, ?1, 0, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8)",
+                params![
+                    n.pk,
+                    body_pk,
+                    n.folder,
+                    to_cocoa(n.created) as f64,
+                    to_cocoa(n.modified) as f64,
+                    n.identifier,
+                    summary,
+                    n.title,
+                ],
+            )?;
+            c.execute(
+                "INSERT INTO ZNOTEBODY (Z_PK, Z_ENT, Z_OPT, ZOWNER, ZCONTENT) VALUES (?1, 4, 1, ?2, ?3)",
+                params![body_pk, n.pk, legacy_body_html(&n.text)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Builds the legacy `notes.sqlite` ([`Notes::write_legacy`]) at `path` (reused when the
+    /// file exists, like every database of the phone's cache); returns its size.
+    pub fn build_legacy(&self, path: &std::path::Path) -> Result<u64, crate::error::PhoneError> {
+        crate::db::build(path, |c| self.write_legacy(c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +438,14 @@ mod tests {
         // NoteStoreProto.document (field 2, wire 2) first.
         assert_eq!(out[0], 0x12);
         assert!(out.windows(16).any(|w| w == b"Groceries\n- milk"));
+    }
+
+    #[test]
+    fn legacy_bodies_are_html_lines() {
+        assert_eq!(
+            legacy_body_html("Plan <A & B>\n\n- \"go\""),
+            "<div>Plan &lt;A &amp; B&gt;</div><div><br></div><div>- &quot;go&quot;</div>"
+        );
     }
 
     #[test]

@@ -295,18 +295,61 @@ pub async fn tls_client(s: TcpStream, tls12: bool) -> tokio_rustls::client::TlsS
     .expect("TLS handshake")
 }
 
+/// The HostID in usbmuxd's pair record of device `id` (the phone only opens lockdown
+/// sessions for hosts it trusts).
+pub async fn host_id(addr: std::net::SocketAddr, id: u64) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let list = mux_request(&mut s, 1, d([("MessageType", "ListDevices".into())])).await;
+    let udid = list
+        .get("DeviceList")
+        .and_then(plist::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(plist::Value::as_dictionary)
+        .filter_map(|e| e.get("Properties").and_then(plist::Value::as_dictionary))
+        .find(|p| {
+            p.get("DeviceID")
+                .and_then(plist::Value::as_unsigned_integer)
+                == Some(id)
+        })
+        .and_then(|p| p.get("SerialNumber").and_then(plist::Value::as_string))
+        .expect("device listed")
+        .to_string();
+    let r = mux_request(
+        &mut s,
+        2,
+        d([
+            ("MessageType", "ReadPairRecord".into()),
+            ("PairRecordID", udid.into()),
+        ]),
+    )
+    .await;
+    let data = r
+        .get("PairRecordData")
+        .and_then(plist::Value::as_data)
+        .expect("pair record");
+    plist::Value::from_reader(std::io::Cursor::new(data))
+        .expect("plist")
+        .as_dictionary()
+        .and_then(|rec| rec.get("HostID"))
+        .and_then(plist::Value::as_string)
+        .expect("HostID")
+        .to_string()
+}
+
 /// Opens lockdown, starts a TLS session, returns the TLS stream.
 pub async fn lockdown_session(
     addr: std::net::SocketAddr,
     id: u64,
     tls12: bool,
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let host = host_id(addr, id).await;
     let mut s = connect(addr, id, 62078).await;
     send_plist(
         &mut s,
         d([
             ("Request", "StartSession".into()),
-            ("HostID", "X".into()),
+            ("HostID", host.into()),
             ("SystemBUID", "Y".into()),
         ]),
         PlistFormat::Xml,
