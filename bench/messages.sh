@@ -5,13 +5,14 @@
 # Usage: bench/messages.sh [MESSAGES] [RUNS]        defaults: 200000 messages, 3 runs each
 # Env:   IOSNAP_BENCH_DIR   work folder (default target/bench-messages; /dev/shm keeps the disk out)
 #        IOSNAP_BENCH_KEEP=1 keep the last outputs
+#        PEER_COPY_METHOD   imessage-exporter's --copy-method (default clone)
 #
 # The backup is written by crates/datasets/examples/make_messages_backup.rs (the simulated phone
 # with MESSAGES messages in sms.db, ~4 % with a JPEG attachment, plain backup). imessage-exporter
 # is installed with `cargo install --locked --root target/bench-tools imessage-exporter` when
-# missing. It runs with `--copy-method disabled` (attachments referenced, not copied or
-# converted); iosnap has no such switch and copies every attachment beside the pages, so it does
-# strictly more work. Reports per tool and format: best and median wall time, CPU (user+sys) and
+# missing. It runs with `--copy-method clone` (attachments copied beside the export, not
+# converted), which is what iosnap does; `PEER_COPY_METHOD=disabled` makes the peer skip the
+# copies (attachments referenced in place), so it then does strictly less work than iosnap. Reports per tool and format: best and median wall time, CPU (user+sys) and
 # peak RSS from GNU time, the load average before each run, and the speedup (peer wall / iosnap wall).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,7 +83,7 @@ for fmt in txt html; do
         timed "$work/out-iosnap-$fmt" "$iosnap" export messages "$backup" \
           --out "$work/out-iosnap-$fmt" --format "$fmt" >> "$work/iosnap-$fmt.runs"
       else
-        timed "$work/out-peer-$fmt" "$peer" --format "$fmt" --copy-method disabled \
+        timed "$work/out-peer-$fmt" "$peer" --format "$fmt" --copy-method "${PEER_COPY_METHOD:-clone}" \
           --db-path "$backup" --platform iOS --export-path "$work/out-peer-$fmt" \
           >> "$work/peer-$fmt.runs"
       fi

@@ -30,6 +30,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# The packages above are installed now: tests that would skip without them must run here.
+export IOSNAP_REQUIRE_CHROMIUM=1 IOSNAP_REQUIRE_KEYRING=1
+
 # --- Python peers ------------------------------------------------------------------------------
 step "Python peers (virtualenv under target/)"
 venv=$(scripts/peers-venv.sh)
