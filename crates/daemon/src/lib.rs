@@ -34,12 +34,35 @@ pub use schedule::{Decision, Inputs, Waiting, backoff_delay, decide, next_due};
 /// `IOSNAP_LOG` (e.g. `debug`, default `info`). Safe to call more than once.
 pub fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IOSNAP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Like [`init_logging`], but appends to `path` (created 0600) instead of stderr: for a daemon
+/// run outside systemd, where nothing collects stderr.
+pub fn init_logging_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::sync::Mutex::new(file))
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}
+
+/// `IOSNAP_LOG`, else `info` — with the `idevice` crate held to errors, whose warnings (e.g.
+/// "browse didn't contain current list" on every backup) say nothing a user can act on.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("IOSNAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,idevice=error"))
 }

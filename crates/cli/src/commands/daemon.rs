@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// before giving up; it is retried later with backoff.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub passcode_timeout: u64,
+    /// Append the log to this file (created 0600) instead of stderr, which systemd's journal
+    /// collects; `IOSNAP_LOG` sets the level (e.g. `debug`).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// The library override shared by `run` and `status`.
@@ -108,6 +112,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
             lib: OptLibrary::default(),
             recheck: 60,
             passcode_timeout: 300,
+            log_file: None,
         }),
         Some(DaemonCommand::Run(a)) => run_daemon(a),
         Some(DaemonCommand::Status(a)) => run_status(a),
@@ -116,7 +121,11 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
 }
 
 fn run_daemon(a: &RunArgs) -> Result<ExitCode> {
-    iosnap_daemon::init_logging();
+    match &a.log_file {
+        Some(path) => iosnap_daemon::init_logging_to_file(path)
+            .with_context(|| format!("opening the log file {}", path.display()))?,
+        None => iosnap_daemon::init_logging(),
+    }
     let cfg = daemon_config(&a.lib, a.recheck, a.passcode_timeout)?;
     super::block_on(async move {
         iosnap_daemon::run_until_signal(Daemon::new(cfg))
