@@ -305,14 +305,31 @@ fn message_cols(s: &Schema) -> String {
     .join(", ")
 }
 
+/// The body without the placeholders iOS puts where an attachment (U+FFFC) or an app
+/// balloon (U+FFFD) goes: attachments are listed on their own, and the characters would show as
+/// boxes in every export. `None` when nothing else is left.
+fn without_placeholders(body: String) -> Option<String> {
+    if !body.contains(['\u{FFFC}', '\u{FFFD}']) {
+        return Some(body);
+    }
+    let kept: String = body
+        .chars()
+        .filter(|c| !matches!(c, '\u{FFFC}' | '\u{FFFD}'))
+        .collect();
+    let kept = kept.trim();
+    (!kept.is_empty()).then(|| kept.to_string())
+}
+
 fn map_message(r: &rusqlite::Row<'_>) -> Message {
     let t = |i| nonempty(get(r, i));
     let date = |i| int(get(r, i)).and_then(apple_to_unix);
-    let body = t(2).or_else(|| {
-        crate::value::blob(get(r, 3))
-            .and_then(|b| crate::typedstream::attributed_text(&b).ok())
-            .filter(|s| !s.is_empty())
-    });
+    let body = t(2)
+        .or_else(|| {
+            crate::value::blob(get(r, 3))
+                .and_then(|b| crate::typedstream::attributed_text(&b).ok())
+                .filter(|s| !s.is_empty())
+        })
+        .and_then(without_placeholders);
     Message {
         rowid: int(get(r, 0)).unwrap_or(0),
         guid: t(1),
@@ -603,6 +620,24 @@ impl Iterator for MessageIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachment_placeholders_are_not_text() {
+        assert_eq!(without_placeholders("\u{FFFC}".into()), None);
+        assert_eq!(without_placeholders("\u{FFFC} \u{FFFC}".into()), None);
+        assert_eq!(
+            without_placeholders("\u{FFFC}Look at this".into()).as_deref(),
+            Some("Look at this")
+        );
+        assert_eq!(
+            without_placeholders("a\u{FFFD}b".into()).as_deref(),
+            Some("ab")
+        );
+        assert_eq!(
+            without_placeholders(" plain ".into()).as_deref(),
+            Some(" plain ")
+        );
+    }
 
     #[test]
     fn tapbacks_parse() {

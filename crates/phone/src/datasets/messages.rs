@@ -440,8 +440,14 @@ impl Messages {
             )?;
         }
         for m in &self.messages {
-            let body = attributed_body(&m.text);
-            let text = (!m.text_column_null).then_some(m.text.as_str());
+            // A real phone puts one U+FFFC (object replacement character) in the body where each
+            // attachment goes; readers such as imessage-exporter split the body on it.
+            let stored = match m.attachment_id {
+                Some(_) => format!("{ATTACHMENT_CHAR}{}", m.text),
+                None => m.text.clone(),
+            };
+            let body = attributed_body(&stored);
+            let text = (!m.text_column_null).then_some(stored.as_str());
             let (assoc_type, assoc_guid) = match &m.tapback {
                 Some((t, g)) => (*t, Some(g.as_str())),
                 None => (0, None),
@@ -507,6 +513,9 @@ fn ts_int(out: &mut Vec<u8>, n: usize) {
         out.extend_from_slice(&(n as u32).to_le_bytes());
     }
 }
+
+/// The placeholder a real `message.text`/`attributedBody` holds for each attachment.
+pub const ATTACHMENT_CHAR: char = '\u{FFFC}';
 
 /// The `attributedBody` blob: an NSAttributedString archived as a NeXTSTEP typedstream, with one
 /// run covering the whole text carrying `__kIMMessagePartAttributeName = 0` (what Messages writes
