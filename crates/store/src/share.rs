@@ -217,42 +217,11 @@ pub fn clone_tree_with(
             other => rep.add(clone_entry(&src_fd, &dst_fd, &name, other, src, method)?),
         }
     }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let workers = threads.clamp(1, subdirs.len().max(1));
-    let results: Vec<Result<CloneReport>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> Result<CloneReport> {
-                    let mut r = CloneReport::default();
-                    while !failed.load(Ordering::Relaxed) {
-                        let Some(name) = subdirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                            break;
-                        };
-                        let done = clone_dir(&src_fd, &dst_fd, name, src, dst, method, &mut r);
-                        if let Err(e) = done {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                    Ok(r)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Invalid(format!(
-                        "a clone thread of {} panicked",
-                        src.display()
-                    )))
-                })
-            })
-            .collect()
-    });
-    for r in results {
-        rep.add(r?);
+    let reports = per_subdir(&subdirs, threads, src, "a clone thread", |r, name| {
+        clone_dir(&src_fd, &dst_fd, name, src, dst, method, r)
+    })?;
+    for r in reports {
+        rep.add(r);
     }
     Ok(rep)
 }
@@ -454,6 +423,57 @@ pub fn copy_private(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `work(acc, name)` for every folder name in `subdirs` on up to `threads` threads, each
+/// taking the next name from a shared counter and accumulating into its own `A`; the first
+/// error stops the other threads at their next name and is returned. `who` and `root` name the
+/// threads in the error a panicking one becomes.
+fn per_subdir<A, W>(
+    subdirs: &[CString],
+    threads: usize,
+    root: &Path,
+    who: &str,
+    work: W,
+) -> Result<Vec<A>>
+where
+    A: Default + Send,
+    W: Fn(&mut A, &CStr) -> Result<()> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = threads.clamp(1, subdirs.len().max(1));
+    let results: Vec<Result<A>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<A> {
+                    let mut acc = A::default();
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(name) = subdirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        if let Err(e) = work(&mut acc, name) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(acc)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Invalid(format!(
+                        "{who} of {} panicked",
+                        root.display()
+                    )))
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
 /// Visits every regular file of the tree `root` with `file(acc, dir, name, dir_path)` on
 /// [`default_clone_threads`] threads (whole top-level folders per thread, names resolved
 /// relative to open folder handles, like [`clone_tree_with`]), then calls `dir_done(dir,
@@ -495,45 +515,20 @@ where
             EntryKind::Symlink | EntryKind::Other => {}
         }
     }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let workers = default_clone_threads().clamp(1, subdirs.len().max(1));
     let (file, dir_done) = (&file, &dir_done);
-    let results: Vec<Result<A>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> Result<A> {
-                    let mut acc = A::default();
-                    while !failed.load(Ordering::Relaxed) {
-                        let Some(name) = subdirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                            break;
-                        };
-                        let path = root.join(os(name));
-                        let done = open_dir_at(&root_fd, name.as_c_str(), &path)
-                            .and_then(|fd| walk_dir(&mut acc, &fd, &path, file, dir_done));
-                        if let Err(e) = done {
-                            failed.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                    Ok(acc)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Invalid(format!(
-                        "a thread walking {} panicked",
-                        root.display()
-                    )))
-                })
-            })
-            .collect()
-    });
-    for r in results {
-        merge(&mut total, r?);
+    let accs = per_subdir(
+        &subdirs,
+        default_clone_threads(),
+        root,
+        "a walking thread",
+        |acc, name| {
+            let path = root.join(os(name));
+            open_dir_at(&root_fd, name, &path)
+                .and_then(|fd| walk_dir(acc, &fd, &path, file, dir_done))
+        },
+    )?;
+    for a in accs {
+        merge(&mut total, a);
     }
     dir_done(&root_fd, root)?;
     Ok(total)
