@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use iosnap_format::Backup;
 use serde::Serialize;
 
+use super::copier::{Copier, CopyInput, CopyJob};
 use super::text::{csv_row, html, url_path};
 use super::{ExportReport, OutDir, ProgressFn, finish, safe_name};
 use crate::contacts::ContactIndex;
@@ -129,7 +131,9 @@ struct Ctx<'a> {
     handles: HashMap<i64, String>,
     index: &'a ContactIndex,
     out: &'a OutDir,
-    att_dir: Option<OutDir>,
+    att_dir: Option<Arc<OutDir>>,
+    /// Attachment copies run here, beside the page rendering.
+    copier: Copier,
     copied: HashMap<i64, (Option<String>, AttachmentStatus)>,
     /// Manifest.db opened once for every attachment lookup (`Backup::find` opens it per call,
     /// which dominated exports with thousands of attachments); `None` for mbdb backups.
@@ -191,46 +195,62 @@ impl Ctx<'_> {
             }
         };
         let res = (|| -> Result<String> {
-            if self.att_dir.is_none() {
-                self.att_dir = Some(self.out.subdir("attachments")?);
-            }
-            let Some(dir) = self.att_dir.as_ref() else {
-                unreachable_dir()?
+            let dir = match &self.att_dir {
+                Some(d) => Arc::clone(d),
+                None => {
+                    let d = Arc::new(self.out.subdir("attachments")?);
+                    self.att_dir = Some(Arc::clone(&d));
+                    d
+                }
             };
             let chars: Vec<char> = name.chars().collect();
             let tail: String = chars[chars.len().saturating_sub(80)..].iter().collect();
             let file = safe_name(&format!("{}-{}", a.rowid, safe_name(&tail)));
-            let (path, mut w) = dir.file(&file)?;
-            if self.backup.is_encrypted() {
-                let mut input = self.backup.open_file(&entry)?;
-                std::io::copy(&mut input, &mut w).at(&path)?;
+            // The source is opened here, so an unreadable file is reported on this message;
+            // creating and filling the copy happens on the copy workers.
+            let input = if self.backup.is_encrypted() {
+                CopyInput::Reader(self.backup.open_file(&entry)?)
             } else {
-                // File to File: std copies in the kernel (copy_file_range; a reflink where
-                // the filesystem can), no trip through our buffers.
                 let src = self.backup.data_path(&entry);
-                let mut input = std::fs::File::open(&src).at(&src)?;
-                w.flush().at(&path)?;
-                std::io::copy(&mut input, w.get_mut()).at(&path)?;
-            }
-            finish(&path, w)?;
-            if let Some(t) = Some(entry.meta.mtime).filter(|t| *t > 0) {
-                let ft = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
-                if let Ok(f) = std::fs::File::options().write(true).open(&path) {
-                    let _ = f.set_modified(ft);
-                }
+                CopyInput::File(std::fs::File::open(&src).at(&src)?)
+            };
+            let done = self.copier.submit(CopyJob {
+                key: a.rowid,
+                what: rel.clone(),
+                dir,
+                name: file.clone(),
+                input,
+                mtime: entry.meta.mtime,
+            });
+            if let Some(done) = done {
+                done.result?;
+                report.attachments_copied += 1;
+                report.files_written += 1;
             }
             Ok(format!("attachments/{file}"))
         })();
         match res {
-            Ok(p) => {
-                report.attachments_copied += 1;
-                report.files_written += 1;
-                (Some(p), AttachmentStatus::Copied)
-            }
+            Ok(p) => (Some(p), AttachmentStatus::Copied),
             Err(e) => {
                 report.attachments_failed += 1;
                 report.skip(format!("attachment {} ({rel}): {e}", a.rowid));
                 (None, AttachmentStatus::Failed)
+            }
+        }
+    }
+
+    /// Waits for the queued attachment copies and counts them in `report`.
+    fn finish_copies(self, report: &mut ExportReport) {
+        for done in self.copier.finish() {
+            match done.result {
+                Ok(()) => {
+                    report.attachments_copied += 1;
+                    report.files_written += 1;
+                }
+                Err(e) => {
+                    report.attachments_failed += 1;
+                    report.skip(format!("attachment {} ({}): {e}", done.key, done.what));
+                }
             }
         }
     }
@@ -309,15 +329,6 @@ impl Ctx<'_> {
             participants,
         }
     }
-}
-
-/// An internal invariant (the folder was just created) that cannot fail; kept as an error
-/// rather than a panic.
-fn unreachable_dir<T>() -> Result<T> {
-    Err(crate::Error::Io {
-        path: "attachments".into(),
-        source: std::io::Error::other("attachments folder not created"),
-    })
 }
 
 /// The file stem of a conversation: its title (shortened, made safe) and chat id.
@@ -565,6 +576,7 @@ pub(crate) fn export(
         index,
         out,
         att_dir: None,
+        copier: Copier::for_this_machine(),
         copied: HashMap::new(),
         manifest: match backup.decrypted_manifest_path() {
             Some(p) => Some(iosnap_format::manifest_db::ManifestDb::open(&p)?),
@@ -738,6 +750,7 @@ pub(crate) fn export(
         finish(&p, w)?;
         report.files_written += 1;
     }
+    ctx.finish_copies(&mut report);
     progress(done, total);
     Ok(report)
 }

@@ -19,6 +19,7 @@ pub mod audio;
 pub mod calendar;
 pub mod calls;
 pub mod contacts;
+pub(crate) mod copier;
 pub mod keychain;
 pub mod messages;
 pub mod notes;

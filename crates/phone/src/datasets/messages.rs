@@ -439,14 +439,26 @@ impl Messages {
                 params![a.rowid, a.guid, to_cocoa(a.created), a.filename, a.uti, a.mime_type, a.transfer_name, a.total_bytes],
             )?;
         }
+        let attachment_guids: std::collections::HashMap<i64, &str> = self
+            .attachments
+            .iter()
+            .map(|a| (a.rowid, a.guid.as_str()))
+            .collect();
         for m in &self.messages {
             // A real phone puts one U+FFFC (object replacement character) in the body where each
-            // attachment goes; readers such as imessage-exporter split the body on it.
-            let stored = match m.attachment_id {
-                Some(_) => format!("{ATTACHMENT_CHAR}{}", m.text),
-                None => m.text.clone(),
+            // attachment goes, and names the attachment in that character's attributes; readers
+            // such as imessage-exporter find attachments through them.
+            let guid = m
+                .attachment_id
+                .and_then(|a| attachment_guids.get(&a).copied());
+            let (stored, body) = match guid {
+                Some(guid) => {
+                    let stored = format!("{ATTACHMENT_CHAR}{}", m.text);
+                    let body = attributed_body_with(&stored, &[guid]);
+                    (stored, body)
+                }
+                None => (m.text.clone(), attributed_body(&m.text)),
             };
-            let body = attributed_body(&stored);
             let text = (!m.text_column_null).then_some(stored.as_str());
             let (assoc_type, assoc_guid) = match &m.tapback {
                 Some((t, g)) => (*t, Some(g.as_str())),
@@ -517,23 +529,151 @@ fn ts_int(out: &mut Vec<u8>, n: usize) {
 /// The placeholder a real `message.text`/`attributedBody` holds for each attachment.
 pub const ATTACHMENT_CHAR: char = '\u{FFFC}';
 
-/// The `attributedBody` blob: an NSAttributedString archived as a NeXTSTEP typedstream, with one
-/// run covering the whole text carrying `__kIMMessagePartAttributeName = 0` (what Messages writes
-/// for a plain one-part message).
+/// The `attributedBody` blob of a text-only message: an `NSAttributedString` archived as a
+/// NeXTSTEP typedstream, one run over the whole text carrying `__kIMMessagePartAttributeName = 0`
+/// (what Messages writes for a plain one-part message).
 pub fn attributed_body(text: &str) -> Vec<u8> {
-    let utf16_len = text.encode_utf16().count();
-    let mut b = Vec::with_capacity(text.len() + 200);
-    b.extend_from_slice(b"\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84");
-    b.push(18);
-    b.extend_from_slice(b"NSAttributedString\x00\x84\x84\x08NSObject\x00\x85\x92\x84\x84\x84\x08NSString\x01\x94\x84\x01+");
-    ts_int(&mut b, text.len());
-    b.extend_from_slice(text.as_bytes());
-    b.extend_from_slice(b"\x86\x84\x02iI\x01");
-    ts_int(&mut b, utf16_len);
-    b.extend_from_slice(b"\x92\x84\x84\x84\x0cNSDictionary\x00\x94\x84\x01i\x01\x92\x84\x96\x96");
-    b.push(29);
-    b.extend_from_slice(b"__kIMMessagePartAttributeName\x86\x92\x84\x84\x84\x08NSNumber\x00\x84\x84\x07NSValue\x00\x94\x84\x01*\x84\x99\x99\x00\x86\x86\x86");
-    b
+    attributed_body_with(text, &[])
+}
+
+/// The `attributedBody` blob as Messages writes it when the body holds attachments: every
+/// U+FFFC in `text` is a one-character run whose attributes name the attachment
+/// (`__kIMFileTransferGUIDAttributeName` = the `attachment.guid`, taken from `attachment_guids`
+/// in order) and every stretch of other text is a run of its own; each run is one message part
+/// (`__kIMMessagePartAttributeName` = 0, 1, …). Readers such as imessage-exporter find the
+/// attachments of a message through exactly these attributes.
+pub fn attributed_body_with(text: &str, attachment_guids: &[&str]) -> Vec<u8> {
+    let mut runs: Vec<(usize, Option<&str>)> = Vec::new();
+    let mut guids = attachment_guids.iter();
+    let mut pending = 0usize;
+    for ch in text.chars() {
+        if ch == ATTACHMENT_CHAR {
+            if pending > 0 {
+                runs.push((pending, None));
+                pending = 0;
+            }
+            runs.push((1, Some(guids.next().copied().unwrap_or_default())));
+        } else {
+            pending += ch.len_utf16();
+        }
+    }
+    if pending > 0 || runs.is_empty() {
+        runs.push((pending, None));
+    }
+
+    let mut w = Typedstream::new();
+    w.shared("@");
+    w.begin_object(&[("NSAttributedString", 0), ("NSObject", 0)]);
+    w.shared("@");
+    w.string_object(text);
+    for (part, (len, guid)) in runs.iter().enumerate() {
+        // Each run gets its own attribute dictionary (a new range index), as every part differs.
+        w.shared("iI");
+        ts_int(&mut w.out, part + 1);
+        ts_int(&mut w.out, *len);
+        w.shared("@");
+        w.begin_object(&[("NSDictionary", 0), ("NSObject", 0)]);
+        w.shared("i");
+        ts_int(&mut w.out, if guid.is_some() { 2 } else { 1 });
+        w.shared("@");
+        w.string_object("__kIMMessagePartAttributeName");
+        w.shared("@");
+        w.number_object(part);
+        if let Some(guid) = guid {
+            w.shared("@");
+            w.string_object("__kIMFileTransferGUIDAttributeName");
+            w.shared("@");
+            w.string_object(guid);
+        }
+        w.out.push(TS_END);
+    }
+    w.out.push(TS_END);
+    w.out
+}
+
+const TS_START: u8 = 0x84;
+const TS_EMPTY: u8 = 0x85;
+const TS_END: u8 = 0x86;
+const TS_REFERENCE: usize = 0x92;
+
+/// The part of a typedstream writer an `attributedBody` needs. Type strings, class names and
+/// classes are written once and referenced afterwards (a reference is one byte, `0x92 + index`
+/// into the shared-string or the object table); objects are always written inline, so the
+/// tables only ever hold the dozen entries of the first run and every index fits in a byte.
+struct Typedstream {
+    out: Vec<u8>,
+    strings: std::collections::HashMap<String, usize>,
+    classes: std::collections::HashMap<&'static str, usize>,
+    objects: usize,
+}
+
+impl Typedstream {
+    fn new() -> Self {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"\x04\x0bstreamtyped\x81\xe8\x03");
+        Typedstream {
+            out,
+            strings: Default::default(),
+            classes: Default::default(),
+            objects: 0,
+        }
+    }
+
+    fn reference(&mut self, index: usize) {
+        self.out
+            .push(u8::try_from(TS_REFERENCE + index).unwrap_or(u8::MAX));
+    }
+
+    /// A shared string (type encoding or class name): inline the first time, then referenced.
+    fn shared(&mut self, s: &str) {
+        if let Some(&i) = self.strings.get(s) {
+            self.reference(i);
+        } else {
+            self.out.push(TS_START);
+            ts_int(&mut self.out, s.len());
+            self.out.extend_from_slice(s.as_bytes());
+            let i = self.strings.len();
+            self.strings.insert(s.to_owned(), i);
+        }
+    }
+
+    /// Opens an object of the class chain `chain` (class first, root class last).
+    fn begin_object(&mut self, chain: &[(&'static str, usize)]) {
+        self.out.push(TS_START);
+        self.objects += 1;
+        for &(name, version) in chain {
+            if let Some(&i) = self.classes.get(name) {
+                self.reference(i);
+                return;
+            }
+            self.out.push(TS_START);
+            self.shared(name);
+            ts_int(&mut self.out, version);
+            self.classes.insert(name, self.objects);
+            self.objects += 1;
+        }
+        self.out.push(TS_EMPTY);
+    }
+
+    fn string_object(&mut self, s: &str) {
+        self.begin_object(&[("NSString", 1), ("NSObject", 0)]);
+        self.shared("+");
+        ts_int(&mut self.out, s.len());
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(TS_END);
+    }
+
+    fn number_object(&mut self, n: usize) {
+        self.begin_object(&[("NSNumber", 0), ("NSValue", 0), ("NSObject", 0)]);
+        // NSValue archives its objCType as a C string ("i"), then the value of that type.
+        self.shared("*");
+        self.out.push(TS_START);
+        self.objects += 1;
+        self.shared("i");
+        self.shared("i");
+        ts_int(&mut self.out, n);
+        self.out.push(TS_END);
+    }
 }
 
 #[cfg(test)]
@@ -546,6 +686,57 @@ mod tests {
         assert_eq!(civil(978_307_200), (2001, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_709_210_096), (2024, 2, 29, 12, 34, 56));
         assert_eq!(exif_date(1_709_210_096), "2024:02:29 12:34:56");
+    }
+
+    /// The blob of a one-part text message, byte for byte as Messages writes it.
+    #[test]
+    fn attributed_body_of_plain_text_is_the_messages_layout() {
+        let want = b"\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84\x12NSAttributedString\x00\x84\x84\x08NSObject\x00\x85\x92\x84\x84\x84\x08NSString\x01\x94\x84\x01+\x05Hello\x86\x84\x02iI\x01\x05\x92\x84\x84\x84\x0cNSDictionary\x00\x94\x84\x01i\x01\x92\x84\x96\x96\x1d__kIMMessagePartAttributeName\x86\x92\x84\x84\x84\x08NSNumber\x00\x84\x84\x07NSValue\x00\x94\x84\x01*\x84\x99\x99\x00\x86\x86\x86".to_vec();
+        assert_eq!(attributed_body("Hello"), want);
+    }
+
+    /// An independent typedstream reader (crabstep, the one imessage-exporter uses) sees the
+    /// text, one run per part, and the attachment GUID on the U+FFFC run.
+    #[test]
+    fn attributed_body_with_attachment_parses_with_crabstep() {
+        use crabstep::TypedStreamDeserializer;
+        use crabstep::deserializer::iter::Property;
+        let text = "\u{FFFC}Look at this 😀";
+        let blob = attributed_body_with(text, &["at_0_GUID-1"]);
+        let mut ts = TypedStreamDeserializer::new(&blob);
+        let mut props = ts.iter_root().expect("root");
+        assert_eq!(
+            props.next().as_ref().and_then(Property::as_string),
+            Some(text)
+        );
+        let mut runs = Vec::new();
+        while let Some(p) = props.next() {
+            let Property::Group(g) = &p else {
+                panic!("expected a range, got {p:?}")
+            };
+            let nums: Vec<String> = g.iter().map(|v| format!("{v:?}")).collect();
+            let dict = props.next();
+            let dict = dict
+                .as_ref()
+                .and_then(Property::as_dictionary)
+                .expect("attributes");
+            let part = dict
+                .get("__kIMMessagePartAttributeName")
+                .map(|v| format!("{v:?}"));
+            let guid = dict
+                .get("__kIMFileTransferGUIDAttributeName")
+                .as_ref()
+                .and_then(Property::as_string)
+                .map(str::to_owned);
+            runs.push((nums, part.is_some(), guid));
+        }
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert_eq!(runs[0].2.as_deref(), Some("at_0_GUID-1"));
+        assert!(runs[0].0[1].contains('1'), "{runs:?}");
+        assert!(runs[1].2.is_none());
+        // "Look at this " is 13 UTF-16 units, the emoji 2.
+        assert!(runs[1].0[1].contains("15"), "{runs:?}");
+        assert!(runs.iter().all(|r| r.1));
     }
 
     #[test]

@@ -222,7 +222,7 @@ pub struct Datasets {
 }
 
 /// Bump when generators or schemas change, so stale cache files are not reused.
-const CACHE_SCHEMA: u32 = 3;
+const CACHE_SCHEMA: u32 = 4;
 
 impl Datasets {
     /// Generates all datasets at the given levels.
