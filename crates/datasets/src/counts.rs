@@ -69,9 +69,9 @@ const PROBES: &[Probe] = &[
     },
     Probe {
         key: "calls",
-        locs: &[crate::calls::CALL_HISTORY],
-        tables: &["ZCALLRECORD"],
-        counted: "calls",
+        locs: crate::calls::CALL_HISTORY_LOCATIONS,
+        tables: &["ZCALLRECORD", "call"],
+        counted: "calls (rows of ZCALLRECORD; `call` in the pre-iOS 8 call_history.db)",
         exportable: true,
     },
     Probe {
@@ -101,7 +101,7 @@ const PROBES: &[Probe] = &[
     },
     Probe {
         key: "history_items",
-        locs: &[crate::safari::HISTORY_DB],
+        locs: crate::safari::HISTORY_LOCATIONS,
         tables: &["history_items"],
         counted: "history items (distinct URLs); `export safari-history` writes one record per visit",
         exportable: true,

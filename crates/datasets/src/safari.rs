@@ -1,6 +1,13 @@
 //! Safari: `HomeDomain/Library/Safari/History.db` (`history_items` + `history_visits`, Cocoa
 //! seconds as REAL — some databases hold Unix seconds, told apart by size) and
 //! `HomeDomain/Library/Safari/Bookmarks.db` (`bookmarks`: type 0 bookmark, 1 folder).
+//!
+//! Older iOS versions (from iOS 8, when History.db replaced History.plist) kept History.db in
+//! Safari's own container, `AppDomain-com.apple.mobilesafari/Library/Safari/History.db`: its
+//! backup file id `e74113c1…` is SHA-1 of that domain and path, the id mvt, iphonebackuptools
+//! (`safari/webhistory.js`) and AnyTrans (`IMBHistorySqliteManager.m`, "iOS 8" branch) read.
+//! Bookmarks.db did not move: iphonebackuptools reads it from `HomeDomain` for iOS 7 and later
+//! schemas alike, and mvt's id `d1f062e2…` is the HomeDomain one.
 
 use iosnap_format::Backup;
 use serde::Serialize;
@@ -16,6 +23,17 @@ pub const HISTORY_DB: DbLocation = DbLocation {
     domain: "HomeDomain",
     relative_path: "Library/Safari/History.db",
 };
+
+/// The history database where older iOS versions kept it (Safari's app container).
+pub const LEGACY_HISTORY_DB: DbLocation = DbLocation {
+    dataset: "Safari history",
+    domain: "AppDomain-com.apple.mobilesafari",
+    relative_path: "Library/Safari/History.db",
+};
+
+/// Every place a backup may hold History.db, preferred first (HomeDomain wins when a phone
+/// upgraded across the move left both behind).
+pub const HISTORY_LOCATIONS: &[DbLocation] = &[HISTORY_DB, LEGACY_HISTORY_DB];
 
 /// The bookmarks database.
 pub const BOOKMARKS_DB: DbLocation = DbLocation {
@@ -62,9 +80,10 @@ pub struct HistoryDb {
 }
 
 impl HistoryDb {
-    /// Opens History.db of a backup.
+    /// Opens History.db of a backup, from HomeDomain or else Safari's app container
+    /// ([`HISTORY_LOCATIONS`]).
     pub fn open(backup: &Backup) -> Result<HistoryDb> {
-        Self::from_source(Source::open(backup, HISTORY_DB)?)
+        Self::from_source(Source::open_any(backup, HISTORY_LOCATIONS)?)
     }
 
     /// Builds on an opened database. [`crate::Error::UnknownSchema`] without `history_visits`.

@@ -1,4 +1,5 @@
-//! Call history export: `calls.csv` or `calls.json` (an array of [`CallOut`]).
+//! Call history export: `calls.csv` or `calls.json` (an array of [`CallOut`]), the same shape
+//! whichever store (CallHistory.storedata or the pre-iOS 8 call_history.db) the backup has.
 
 use std::io::Write;
 
@@ -13,15 +14,15 @@ use crate::error::{IoContext, Result};
 /// One call as exported (the JSON shape, documented in docs/json.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct CallOut {
-    /// `Z_PK`.
+    /// `Z_PK` (`ROWID` in the pre-iOS 8 store).
     pub id: i64,
     /// Start, RFC 3339.
     pub date: Option<String>,
-    /// Seconds.
-    pub duration: f64,
+    /// Seconds; null when the database does not record it.
+    pub duration: Option<f64>,
     /// "Outgoing", "Incoming", "Missed", "Cancelled".
     pub direction: &'static str,
-    /// "Phone", "FaceTime Video", "FaceTime Audio", "App" …
+    /// "Phone", "FaceTime Video", "FaceTime Audio", "FaceTime" (pre-iOS 8), "App" …
     pub kind: String,
     /// The other party.
     pub address: Option<String>,
@@ -99,7 +100,7 @@ pub(crate) fn export(
                 csv_row(&[
                     o.id.to_string(),
                     s(&o.date),
-                    o.duration.to_string(),
+                    o.duration.map(|d| d.to_string()).unwrap_or_default(),
                     o.direction.to_string(),
                     o.kind.clone(),
                     s(&o.address),
