@@ -449,7 +449,7 @@ impl DlConn {
                         })?;
                         paths.push(txn.with(|t| t.resolve(rel))?);
                     }
-                    let result = txn.with(|t| paths.iter().try_for_each(|p| t.remove(p)));
+                    let result = txn.with(|t| t.remove_many(&paths));
                     self.reply_result(result).await?;
                     progress(prog);
                 }

@@ -135,6 +135,13 @@ pub struct Txn {
     /// is made durable by the sync at [`Txn::commit`], or earlier when one of them is about to
     /// replace an existing file (see [`Txn::rename`]).
     unsynced: bool,
+    /// Journal lines were written since the journal was last made durable. A change that
+    /// moves existing data away (a displacement) waits for its line to be durable first, so a
+    /// power loss can never leave an old file in the transaction folder with no line saying
+    /// where it belongs (recovery would delete it with that folder).
+    journal_dirty: bool,
+    /// The journal's own directory entries (transaction folder, journal file) are durable.
+    journal_linked: bool,
 }
 
 /// The purely lexical path rules of a transaction (no file system access), so a path can be
@@ -288,6 +295,8 @@ impl Txn {
             read_only: false,
             known_dirs: Default::default(),
             unsynced: false,
+            journal_dirty: false,
+            journal_linked: false,
         };
         if !root.exists() {
             t.create_dir_all_abs(root)?;
@@ -317,6 +326,8 @@ impl Txn {
             read_only: true,
             known_dirs: Default::default(),
             unsynced: false,
+            journal_dirty: false,
+            journal_linked: false,
         }
     }
 
@@ -360,8 +371,28 @@ impl Txn {
             let jpath = self.txn_dir.join(JOURNAL);
             f.write_all(lines.as_bytes())
                 .map_err(|e| Error::io(&jpath, e))?;
+            self.journal_dirty |= !lines.is_empty();
         }
         self.journal.extend(undos);
+        Ok(())
+    }
+
+    /// Makes the journal durable up to its last line (its folder entries too, the first time).
+    /// Called before existing data is moved aside; [`Txn::sync_data`] covers it as well.
+    fn sync_journal(&mut self) -> Result<()> {
+        if !self.journal_dirty {
+            return Ok(());
+        }
+        if let Some(f) = &self.journal_file {
+            let jpath = self.txn_dir.join(JOURNAL);
+            f.sync_data().map_err(|e| Error::io(&jpath, e))?;
+            if !self.journal_linked {
+                fsync_dir(&self.txn_dir);
+                fsync_dir(&self.root);
+                self.journal_linked = true;
+            }
+        }
+        self.journal_dirty = false;
         Ok(())
     }
 
@@ -429,18 +460,30 @@ impl Txn {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(path, e)),
         };
-        if meta.is_dir() {
-            self.forget_dirs();
-        }
         let aside = self.aside_path();
         self.record(Undo::Displaced {
             path: path.to_path_buf(),
             aside: aside.clone(),
         })?;
-        if keep_in_place && !meta.is_dir() && fs::hard_link(path, &aside).is_ok() {
+        self.sync_journal()?;
+        self.move_aside(path, &aside, meta.is_dir(), keep_in_place)
+    }
+
+    /// The move of a displacement whose `Displaced` line is already durable.
+    fn move_aside(
+        &mut self,
+        path: &Path,
+        aside: &Path,
+        is_dir: bool,
+        keep_in_place: bool,
+    ) -> Result<()> {
+        if is_dir {
+            self.forget_dirs();
+        }
+        if keep_in_place && !is_dir && fs::hard_link(path, aside).is_ok() {
             return Ok(());
         }
-        fs::rename(path, &aside).map_err(|e| Error::io(path, e))
+        fs::rename(path, aside).map_err(|e| Error::io(path, e))
     }
 
     fn create_dir_all_abs(&mut self, dir: &Path) -> Result<()> {
@@ -554,6 +597,9 @@ impl Txn {
     fn sync_data(&mut self) -> Result<()> {
         sync_fs_of(&self.root)?;
         self.unsynced = false;
+        // syncfs wrote the journal and its folder entries too.
+        self.journal_dirty = false;
+        self.journal_linked = true;
         Ok(())
     }
 
@@ -573,21 +619,36 @@ impl Txn {
         if temps.is_empty() {
             return Ok(bytes);
         }
-        self.sync_data()?;
-        // Destinations that vanished since the file was planned get their `Created` intents
-        // journalled with one write, before any of their renames.
-        let mut fresh = Vec::new();
-        let mut intents = Vec::new();
+        // Every intent of the batch is journalled first (one write): a `Displaced` line for a
+        // destination that exists (moved aside before it is replaced), a `Created` line for one
+        // that vanished since the file was planned. Then one syncfs makes the temp files' data
+        // and those lines durable together, and only then is anything replaced.
+        let mut intents = Vec::with_capacity(temps.len());
+        let mut steps = Vec::with_capacity(temps.len());
         for p in temps {
-            if exists_nofollow(&p.dst) {
-                bytes += self.rename_into_place(p)?;
-            } else {
-                intents.push(Undo::Created(p.dst.clone()));
-                fresh.push(p);
+            match fs::symlink_metadata(&p.dst) {
+                Ok(m) => {
+                    let aside = self.aside_path();
+                    intents.push(Undo::Displaced {
+                        path: p.dst.clone(),
+                        aside: aside.clone(),
+                    });
+                    steps.push((p, Some((aside, m.is_dir()))));
+                }
+                Err(_) => {
+                    intents.push(Undo::Created(p.dst.clone()));
+                    steps.push((p, None));
+                }
             }
         }
         self.record_many(intents)?;
-        for p in fresh {
+        self.sync_data()?;
+        for (mut p, displaced) in steps {
+            drop(p.file.take());
+            if let Some((aside, is_dir)) = displaced {
+                let dst = p.dst.clone();
+                self.move_aside(&dst, &aside, is_dir, !is_dir)?;
+            }
             bytes += self.place(p)?;
         }
         Ok(bytes)
@@ -634,6 +695,41 @@ impl Txn {
     /// to remove things that may not exist).
     pub fn remove(&mut self, path: &Path) -> Result<()> {
         self.displace(path, false)
+    }
+
+    /// Removes every path of one request, like [`Txn::remove`] each, but journals all of them
+    /// with one write and one sync before the first is moved aside. A path inside a folder the
+    /// same request removed earlier is gone by its turn, which is fine.
+    pub fn remove_many(&mut self, paths: &[PathBuf]) -> Result<()> {
+        let mut intents = Vec::new();
+        let mut steps = Vec::new();
+        for path in paths {
+            match fs::symlink_metadata(path) {
+                Ok(m) => {
+                    let aside = self.aside_path();
+                    intents.push(Undo::Displaced {
+                        path: path.clone(),
+                        aside: aside.clone(),
+                    });
+                    steps.push((path, aside, m.is_dir()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if steps.is_empty() {
+            return Ok(());
+        }
+        self.record_many(intents)?;
+        self.sync_journal()?;
+        for (path, aside, is_dir) in steps {
+            match self.move_aside(path, &aside, is_dir, false) {
+                Ok(()) => {}
+                Err(_) if !exists_nofollow(path) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Renames `from` to `to`, replacing `to` (recursively for a directory) as LIMD does.
@@ -1042,6 +1138,57 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(snapshot(&root), before);
         // Nothing left to recover.
+        assert!(recover(&root).unwrap().is_empty());
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn removing_many_paths_nested_either_way_is_undone() {
+        for order in [["U/00/001", "U/00"], ["U/00", "U/00/001"]] {
+            let (_d, root) = setup();
+            fs::write(root.join("U/00/002"), b"file two").unwrap();
+            let before = snapshot(&root);
+            let mut t = Txn::begin(&root, &["U"]).unwrap();
+            let mut paths: Vec<PathBuf> = order.iter().map(|p| t.resolve(p).unwrap()).collect();
+            paths.push(t.resolve("U/not/there").unwrap());
+            paths.push(t.resolve("U/Status.plist").unwrap());
+            t.remove_many(&paths).unwrap();
+            assert!(!root.join("U/00").exists());
+            assert!(!root.join("U/Status.plist").exists());
+            // Killed right after: the journal on disk alone brings everything back.
+            std::mem::forget(t);
+            assert!(recover(&root).unwrap().is_empty());
+            assert_eq!(snapshot(&root), before, "{order:?}");
+            // And a rollback of the same does too.
+            let mut t = Txn::begin(&root, &["U"]).unwrap();
+            t.remove_many(&paths).unwrap();
+            assert!(t.rollback().is_empty());
+            assert_eq!(snapshot(&root), before, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_killed_batch_of_replacements_is_undone_by_recover() {
+        let (_d, root) = setup();
+        let before = snapshot(&root);
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        let mut batch = Vec::new();
+        for (p, data) in [
+            ("U/00/001", &b"new one"[..]),
+            ("U/Manifest.db", b"new manifest"),
+            ("U/00/fresh", b"fresh"),
+        ] {
+            let mut f = t.create_file(&t.resolve(p).unwrap()).unwrap();
+            f.write_all(data).unwrap();
+            batch.push(f);
+        }
+        t.commit_files(batch).unwrap();
+        assert_eq!(fs::read(root.join("U/00/001")).unwrap(), b"new one");
+        assert_eq!(
+            fs::read(root.join("U/Manifest.db")).unwrap(),
+            b"new manifest"
+        );
+        std::mem::forget(t);
         assert!(recover(&root).unwrap().is_empty());
         assert_eq!(snapshot(&root), before);
     }
