@@ -433,8 +433,7 @@ impl DlConn {
                             txn.with(|t| Ok::<_, Error>((t.resolve(from)?, t.resolve(to)?)))?,
                         );
                     }
-                    let result =
-                        txn.with(|t| pairs.iter().try_for_each(|(from, to)| t.rename(from, to)));
+                    let result = txn.with(|t| t.rename_many(&pairs));
                     self.reply_result(result).await?;
                     progress(prog);
                 }
