@@ -179,6 +179,17 @@ pub enum Error {
         /// Whether retrying after the user acted can succeed.
         retryable: bool,
     },
+    /// The phone refused this computer's pair record (`InvalidHostID`): it was erased, "Reset
+    /// Location & Privacy" was used, or it forgot the computer. A session that may pair
+    /// deletes the record and pairs again (the user taps Trust); this error is what is left
+    /// when it may not.
+    #[error(
+        "device {udid}: the phone no longer trusts this computer's pair record (it was erased, or \"Reset Location & Privacy\" was used): run `iosnap backup` to pair again and tap Trust on the phone"
+    )]
+    PairRecordRejected {
+        /// The phone.
+        udid: String,
+    },
     /// A pair record exists but cannot be used.
     #[error("pair record for {udid} from {source_name} is unusable: {reason}")]
     BadPairRecord {
@@ -320,7 +331,7 @@ impl Error {
             Error::Disconnected { .. } | Error::Timeout { .. } => true,
             Error::PasscodeTimeout { .. } => true,
             Error::Pairing { retryable, .. } => *retryable,
-            Error::BadPairRecord { .. } => false,
+            Error::BadPairRecord { .. } | Error::PairRecordRejected { .. } => false,
             Error::Lockdown { message, .. } => {
                 let m = message.to_ascii_lowercase();
                 m.contains("locked") || m.contains("sessioninactive") || m.contains("socket")
@@ -420,11 +431,8 @@ pub(crate) fn from_idevice(udid: &str, request: &str, e: idevice::IdeviceError) 
             reason: "the phone is locked with a passcode: unlock it to pair, then retry".into(),
             retryable: true,
         },
-        I::InvalidHostID => Error::Pairing {
+        I::InvalidHostID => Error::PairRecordRejected {
             udid: udid.to_string(),
-            reason: "the phone does not know this computer's pair record (it was reset or \"Reset Location & Privacy\" was used); remove the stale record and pair again"
-                .into(),
-            retryable: false,
         },
         I::DeviceLocked => Error::Lockdown {
             udid: udid.to_string(),

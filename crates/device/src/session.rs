@@ -122,14 +122,25 @@ impl DeviceSession {
                 });
             }
         };
-        let s = DeviceSession {
+        let mut s = DeviceSession {
             mux: mux.clone(),
             device,
             pairing,
             opts,
         };
         // Prove the pair record works now, not half way into a backup.
-        let mut ld = s.lockdown().await?;
+        let mut ld = match s.lockdown().await {
+            Ok(ld) => ld,
+            Err(Error::PairRecordRejected { .. }) if s.opts.allow_pairing => {
+                // The phone forgot this computer (erased, "Reset Location & Privacy", or
+                // unpaired elsewhere). Do what Finder does: drop the stale record and pair
+                // again, which puts "Trust This Computer?" on the phone.
+                forget_stale_record(mux, &s.device.udid, &s.opts.lockdown_dir).await;
+                s.pairing = pair(mux, &s.device, &s.opts).await?;
+                s.lockdown().await?
+            }
+            Err(e) => return Err(e),
+        };
         s.stop(&mut ld).await;
         Ok(s)
     }
@@ -498,6 +509,18 @@ async fn pair(mux: &MuxAddr, device: &DeviceInfo, opts: &SessionOptions) -> Resu
         .save_pair_record(&udid, device.device_id, bytes)
         .await?;
     Ok(record)
+}
+
+/// Deletes a pair record the phone refused, from usbmuxd and from `lockdown_dir`, so the
+/// pairing that follows stores a fresh one. Best effort: a record that cannot be deleted is
+/// replaced by the new pairing anyway (usbmuxd `SavePairRecord` overwrites it).
+async fn forget_stale_record(mux: &MuxAddr, udid: &str, lockdown_dir: &Path) {
+    if let Ok(mut conn) = MuxConn::open(mux).await {
+        let _ = conn.delete_pair_record(udid).await;
+    }
+    if check_udid(udid).is_ok() {
+        let _ = std::fs::remove_file(lockdown_dir.join(format!("{udid}.plist")));
+    }
 }
 
 /// What [`forget_pairing`] removed.

@@ -198,3 +198,50 @@ async fn forgetting_without_usbmuxd_removes_the_file() {
     assert!(!file.exists());
     assert!(forget_pairing(&mux, "../etc", &opts).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_forgot_this_computer_is_paired_again() {
+    let t = tempfile::tempdir().unwrap();
+    let (sim, mux) = start(vec![unpaired(&t.path().join("dev"), PairingMode::Accept)]).await;
+    let udid = sim.udids()[0].clone();
+    let h = sim.device(&udid).unwrap();
+    DeviceSession::connect_with(&mux, &udid, pairing_options(t.path(), Duration::ZERO))
+        .await
+        .unwrap();
+    let first_host = h.trusted_hosts();
+    assert_eq!(first_host.len(), 1);
+    let stale = h.mux_pair_record().unwrap();
+
+    // "Reset Location & Privacy" on the phone: usbmuxd still has the old record.
+    h.forget_trusted_hosts().unwrap();
+    assert!(h.has_pair_record());
+
+    // A session that may not pair says what happened and what to do.
+    let e = DeviceSession::connect_with(&mux, &udid, options(t.path()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::PairRecordRejected { .. }), "{e}");
+    assert!(e.to_string().contains("no longer trusts"), "{e}");
+    assert!(!e.is_retryable());
+
+    // One that may pair drops the stale record, pairs again (Trust is asked) and works.
+    let s = DeviceSession::connect_with(&mux, &udid, pairing_options(t.path(), Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(h.counters().pairings, 2);
+    let now = h.trusted_hosts();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, first_host, "a new HostID");
+    assert_ne!(
+        h.mux_pair_record().unwrap(),
+        stale,
+        "usbmuxd has the new record"
+    );
+    let target = t.path().join("backup");
+    std::fs::create_dir_all(&target).unwrap();
+    let sum = backup(&s, &target, &BackupOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert!(sum.files_received > 10, "{sum:?}");
+    sim.shutdown().await;
+}

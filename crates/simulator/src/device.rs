@@ -620,6 +620,15 @@ impl DeviceHandle {
         self.dev.inner().trusted_hosts.iter().cloned().collect()
     }
 
+    /// The phone forgets every computer it trusted, as after "Reset Location & Privacy" or an
+    /// erase, while usbmuxd keeps its (now stale) pair record: the next session is refused
+    /// with `InvalidHostID`. Persisted in the state folder.
+    pub fn forget_trusted_hosts(&self) -> std::io::Result<()> {
+        let mut g = self.dev.inner();
+        g.trusted_hosts.clear();
+        write_trusted(&self.dev.state_dir, &g.trusted_hosts)
+    }
+
     /// Changes the passcode prompt of the next backups.
     pub fn set_passcode_prompt(&self, prompt: PasscodePrompt) {
         self.dev.inner().passcode_prompt = prompt;
