@@ -5,37 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use iosnap_datasets::Error;
 use iosnap_datasets::export::{Dataset, export};
-use iosnap_format::writer::{BackupWriter, WriterOptions};
-use iosnap_format::{Backup, FileMeta};
-
-fn meta() -> FileMeta {
-    FileMeta {
-        mode: 0o100644,
-        mtime: 1_700_000_000,
-        protection_class: 3,
-        ..FileMeta::default()
-    }
-}
+use iosnap_format::Backup;
 
 fn db(dir: &Path, name: &str, sql: &str, fill: impl FnOnce(&rusqlite::Connection)) -> Vec<u8> {
-    let p = dir.join(name);
-    let c = rusqlite::Connection::open(&p).unwrap();
-    c.execute_batch(sql).unwrap();
-    fill(&c);
-    drop(c);
-    std::fs::read(&p).unwrap()
+    common::sqlite_bytes(dir, name, sql, fill)
 }
 
 fn backup_with(root: &Path, files: &[(&str, &str, Vec<u8>)]) -> PathBuf {
-    let dir = root.join("backup");
-    let mut w = BackupWriter::create(&dir, WriterOptions::default()).unwrap();
-    for (d, p, b) in files {
-        w.add_file(d, p, meta(), &b[..]).unwrap();
-    }
-    w.finish().unwrap();
-    dir
+    common::plain_backup(root, files, 1_700_000_000)
 }
 
 fn all_files(root: &Path) -> Vec<PathBuf> {

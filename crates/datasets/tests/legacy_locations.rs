@@ -6,40 +6,22 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use iosnap_datasets::calls::{Call, CallsDb};
 use iosnap_datasets::counts::{DatasetCount, count_all};
 use iosnap_datasets::export::{Dataset, export};
 use iosnap_datasets::safari::{HistoryDb, Visit};
-use iosnap_format::writer::{BackupWriter, WriterOptions};
-use iosnap_format::{Backup, FileMeta};
-
-fn meta() -> FileMeta {
-    FileMeta {
-        mode: 0o100644,
-        mtime: 1_400_000_000,
-        protection_class: 3,
-        ..FileMeta::default()
-    }
-}
+use iosnap_format::Backup;
 
 /// A SQLite database built from `sql`, as bytes.
 fn db(dir: &Path, name: &str, sql: &str) -> Vec<u8> {
-    let p = dir.join(name);
-    let c = rusqlite::Connection::open(&p).unwrap();
-    c.execute_batch(sql).unwrap();
-    drop(c);
-    std::fs::read(&p).unwrap()
+    common::sqlite_bytes(dir, name, sql, |_| {})
 }
 
 /// A plain backup holding `files` (domain, relative path, bytes).
 fn backup_with(root: &Path, files: &[(&str, &str, Vec<u8>)]) -> Backup {
-    let dir = root.join("backup");
-    let mut w = BackupWriter::create(&dir, WriterOptions::default()).unwrap();
-    for (d, p, b) in files {
-        w.add_file(d, p, meta(), &b[..]).unwrap();
-    }
-    w.finish().unwrap();
-    Backup::open(&dir).unwrap()
+    Backup::open(&common::plain_backup(root, files, 1_400_000_000)).unwrap()
 }
 
 fn count<'a>(counts: &'a [DatasetCount], key: &str) -> &'a DatasetCount {
