@@ -811,6 +811,14 @@ impl Phone {
                 )
             }
         };
+        // The keychain export is listed read-only with class 1 (NSFileProtectionComplete),
+        // owned by root, as in the real iOS 14.3 Manifest.db under shared/fixtures.
+        let (mode, protection_class, uid, gid) =
+            if domain == keychain::DOMAIN && path == keychain::RELATIVE_PATH {
+                (0o100400, 1, 0, 0)
+            } else {
+                (mode, protection_class, uid, gid)
+            };
         PhoneFile {
             domain: domain.into(),
             relative_path: path.into(),

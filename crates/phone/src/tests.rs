@@ -746,3 +746,17 @@ fn phone_is_shareable_across_threads() {
     check::<Phone>();
     check::<PhoneFile>();
 }
+
+/// The keychain export is listed as on a real phone (iOS 14.3 Manifest.db in shared/fixtures):
+/// read-only for root, protection class 1.
+#[test]
+fn keychain_export_is_listed_read_only_with_class_1() {
+    let dir = tempfile::tempdir().expect("dir");
+    let p = Phone::generate_in(&small_spec(3, "17.5"), dir.path()).expect("phone");
+    let f = p
+        .find(keychain::DOMAIN, keychain::RELATIVE_PATH)
+        .expect("keychain-backup.plist");
+    assert_eq!(f.meta.mode, 0o100400);
+    assert_eq!(f.meta.protection_class, 1);
+    assert_eq!((f.meta.uid, f.meta.gid), (0, 0));
+}
