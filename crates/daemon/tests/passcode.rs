@@ -6,24 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use chrono::FixedOffset;
-use iosnap_daemon::{Daemon, DaemonConfig, LocalZone, Outcome, Waiting};
-use iosnap_device::{MuxAddr, SessionOptions};
-use iosnap_simulator::{DeviceConfig, PasscodePrompt, PhoneSpec, Simulator, SimulatorConfig};
+use common::{at, automatic_on, daemon_config, pass_one, set_time, small_phone, start_sim};
+use iosnap_daemon::{Daemon, DaemonConfig, Outcome, Waiting};
+use iosnap_simulator::PasscodePrompt;
 use iosnap_store::{ConfigDir, ManualClock};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-
-/// 2026-11-24 00:00:00 UTC.
-const DAY0: u64 = 1_795_478_400;
-
-fn at(day: u64, h: u64, m: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(DAY0 + day * 86_400 + h * 3600 + m * 60)
-}
 
 fn daemon(
     t: &Path,
@@ -32,33 +24,13 @@ fn daemon(
     passcode_timeout: Duration,
 ) -> Arc<Daemon> {
     Daemon::new(DaemonConfig {
-        mux: MuxAddr::parse(addr).unwrap(),
-        config: ConfigDir::at(t.join("config")),
-        library: Some(t.join("lib")),
-        clock: clock.clone(),
-        zone: LocalZone::Fixed(FixedOffset::east_opt(0).unwrap()),
-        session: SessionOptions {
-            lockdown_dir: t.join("lockdown"),
-            ..SessionOptions::default()
-        },
-        recheck: Duration::from_secs(60),
-        passwords: None,
         passcode_timeout,
+        ..daemon_config(t, addr, clock)
     })
 }
 
 async fn pass(d: Arc<Daemon>) -> Outcome {
-    let (_tx, rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    d.pass(&mut tasks, &rx).await.unwrap();
-    let (_, o) = tasks.join_next().await.unwrap().unwrap();
-    assert!(tasks.join_next().await.is_none());
-    o
-}
-
-fn set_time(clock: &ManualClock, t: SystemTime) {
-    let now = iosnap_store::Clock::now(clock);
-    clock.advance(t.duration_since(now).unwrap());
+    pass_one(&d).await
 }
 
 /// Waits (bounded) for a condition that another task makes true.
@@ -74,30 +46,14 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 async fn the_daemon_waits_at_the_passcode_prompt_and_shows_a_locked_device() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let spec = PhoneSpec {
-        seed: 31,
-        files: 5,
-        bytes: 16 << 10,
-        apps: 1,
-        ..PhoneSpec::default()
-    };
-    let mut dev = DeviceConfig::new(t.join("sim"), spec);
-    dev.kdf = Some((1000, 100));
+    let mut dev = small_phone(&t.join("sim"), 31, 5, 16 << 10);
     dev.passcode_prompt = PasscodePrompt::UntilDismissed;
-    let sim = Simulator::start(SimulatorConfig {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        unix: None,
-        devices: vec![dev],
-    })
-    .await
-    .unwrap();
+    let sim = start_sim("127.0.0.1:0", vec![dev]).await;
     let addr = sim.addr().to_string();
     let udid = sim.udids().remove(0);
     let phone = sim.device(&udid).unwrap();
     let config = ConfigDir::at(t.join("config"));
-    let mut s = config.device(&udid).unwrap();
-    s.set("automatic", "on").unwrap();
-    config.save_device(&udid, &s).unwrap();
+    automatic_on(&config, &udid);
     let clock = Arc::new(ManualClock::new(at(0, 12, 0)));
 
     // The prompt goes up: the backup waits, and `daemon status` says why.

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,12 +21,7 @@ use iosnap_store::{ConfigDir, Library, ManualClock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// 2026-11-24 00:00:00 UTC.
-const DAY0: u64 = 1_795_478_400;
-
-fn at(day: u64, h: u64, m: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(DAY0 + day * 86_400 + h * 3600 + m * 60)
-}
+use common::at;
 
 fn device(dir: &Path, seed: u64, connection: ConnectionType) -> DeviceConfig {
     let spec = PhoneSpec {
