@@ -235,6 +235,19 @@ pub struct NotesDb {
     legacy: bool,
 }
 
+/// Folder names by primary key from `sql` (`SELECT pk, name …`); rows without both are skipped.
+fn names_by_pk(src: &Source, sql: &str) -> Result<HashMap<i64, String>> {
+    let mut names = HashMap::new();
+    let mut st = src.conn().prepare(sql).db(src.file())?;
+    let mut rows = st.query([]).db(src.file())?;
+    while let Some(r) = rows.next().db(src.file())? {
+        if let (Some(pk), Some(name)) = (int(get(r, 0)), nonempty(get(r, 1))) {
+            names.insert(pk, name);
+        }
+    }
+    Ok(names)
+}
+
 impl NotesDb {
     /// Opens the notes of a backup: NoteStore.sqlite (iOS 9+), else the legacy
     /// `Library/Notes/notes.sqlite` (iOS ≤ 8). [`Error::Absent`] names NoteStore.sqlite when
@@ -292,18 +305,15 @@ impl NotesDb {
             s.col(t, "n", "ZMARKEDFORDELETION"),
             s.blob_col("ZICNOTEDATA", "d", "ZDATA", MAX_BODY_BYTES),
         );
-        let mut folders = HashMap::new();
         let title = coalesce(&["ZTITLE2"]);
-        if title != "NULL" {
-            let q = format!("SELECT n.Z_PK, {title} FROM {t} n WHERE {title} IS NOT NULL");
-            let mut st = src.conn().prepare(&q).db(src.file())?;
-            let mut rows = st.query([]).db(src.file())?;
-            while let Some(r) = rows.next().db(src.file())? {
-                if let (Some(pk), Some(name)) = (int(get(r, 0)), nonempty(get(r, 1))) {
-                    folders.insert(pk, name);
-                }
-            }
-        }
+        let folders = if title != "NULL" {
+            names_by_pk(
+                &src,
+                &format!("SELECT n.Z_PK, {title} FROM {t} n WHERE {title} IS NOT NULL"),
+            )?
+        } else {
+            HashMap::new()
+        };
         Ok(NotesDb {
             src,
             sql,
@@ -339,19 +349,14 @@ impl NotesDb {
             s.col(t, "n", "ZMODIFICATIONDATE"),
             s.col(t, "n", "ZDELETEDFLAG"),
         );
-        let mut folders = HashMap::new();
-        if s.has_column("ZSTORE", "ZNAME") {
-            let mut st = src
-                .conn()
-                .prepare("SELECT Z_PK, ZNAME FROM ZSTORE WHERE ZNAME IS NOT NULL")
-                .db(src.file())?;
-            let mut rows = st.query([]).db(src.file())?;
-            while let Some(r) = rows.next().db(src.file())? {
-                if let (Some(pk), Some(name)) = (int(get(r, 0)), nonempty(get(r, 1))) {
-                    folders.insert(pk, name);
-                }
-            }
-        }
+        let folders = if s.has_column("ZSTORE", "ZNAME") {
+            names_by_pk(
+                &src,
+                "SELECT Z_PK, ZNAME FROM ZSTORE WHERE ZNAME IS NOT NULL",
+            )?
+        } else {
+            HashMap::new()
+        };
         Ok(NotesDb {
             src,
             sql,

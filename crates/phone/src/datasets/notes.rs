@@ -160,6 +160,16 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The preview both stores keep beside a note: its second line, at most 100 characters.
+fn snippet(text: &str) -> String {
+    text.split('\n')
+        .nth(1)
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect()
+}
+
 /// A legacy `ZNOTEBODY.ZCONTENT`: one `<div>` per line (`<div><br></div>` for an empty one),
 /// the first line being the title, as iOS ≤ 8 Notes wrote it.
 pub fn legacy_body_html(text: &str) -> String {
@@ -295,14 +305,7 @@ impl Notes {
         }
         for (i, n) in self.notes.iter().enumerate() {
             let data_pk = i as i64 + 1;
-            let snippet: String = n
-                .text
-                .split('\n')
-                .nth(1)
-                .unwrap_or("")
-                .chars()
-                .take(100)
-                .collect();
+            let snippet = snippet(&n.text);
             c.execute(
                 &format!(
                     "INSERT INTO ZICCLOUDSYNCINGOBJECT (Z_PK, Z_ENT, Z_OPT, ZIDENTIFIER, ZMARKEDFORDELETION,
@@ -382,14 +385,7 @@ impl Notes {
         }
         for (i, n) in self.notes.iter().enumerate() {
             let body_pk = i as i64 + 1;
-            let summary: String = n
-                .text
-                .split('\n')
-                .nth(1)
-                .unwrap_or("")
-                .chars()
-                .take(100)
-                .collect();
+            let summary = snippet(&n.text);
             c.execute(
                 "INSERT INTO ZNOTE (Z_PK, Z_ENT, Z_OPT, ZCONTAINSCJK, ZCONTENTTYPE, ZDELETEDFLAG,
                  ZEXTERNALFLAGS, ZINTEGERID, ZISBOOKKEEPINGENTRY, ZBODY, ZSTORE, ZCREATIONDATE,
