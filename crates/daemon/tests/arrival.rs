@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use chrono::FixedOffset;
-use iosnap_daemon::{Daemon, DaemonConfig, LocalZone};
-use iosnap_device::{MuxAddr, SessionOptions};
+use iosnap_daemon::{Daemon, DaemonConfig};
 use iosnap_simulator::{ConnectionType, DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
 use iosnap_store::{ConfigDir, Library, ManualClock};
 use tokio::sync::watch;
@@ -73,22 +73,10 @@ async fn phones_arriving_while_the_daemon_runs_are_backed_up() {
         udids.push(udid);
     }
 
-    let clock = Arc::new(ManualClock::new(
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_478_400 + 12 * 3600),
-    ));
+    let clock = Arc::new(ManualClock::new(common::at(0, 12, 0)));
     let d = Daemon::new(DaemonConfig {
-        mux: MuxAddr::parse(&addr.to_string()).unwrap(),
-        config: config.clone(),
-        library: Some(t.join("lib")),
-        clock: clock.clone(),
-        zone: LocalZone::Fixed(FixedOffset::east_opt(0).unwrap()),
-        session: SessionOptions {
-            lockdown_dir: t.join("lockdown"),
-            ..SessionOptions::default()
-        },
         recheck: Duration::from_millis(100),
-        passwords: None,
-        passcode_timeout: Duration::from_secs(300),
+        ..common::daemon_config(t, &addr.to_string(), &clock)
     });
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(d.clone().run(stopped));

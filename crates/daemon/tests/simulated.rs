@@ -9,19 +9,16 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use chrono::FixedOffset;
-use iosnap_daemon::{
-    BackupLock, Daemon, DaemonConfig, LocalZone, Outcome, Waiting, backup_to_snapshot,
-};
-use iosnap_device::{BackupOptions, DeviceSession, MuxAddr, SessionOptions};
+use iosnap_daemon::{BackupLock, Daemon, Outcome, Waiting, backup_to_snapshot};
+use iosnap_device::{BackupOptions, DeviceSession, MuxAddr};
 use iosnap_simulator::{ConnectionType, DeviceConfig, PhoneSpec, Simulator, SimulatorConfig};
 use iosnap_store::{ConfigDir, Library, ManualClock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use common::at;
+use common::{at, daemon_config};
 
 fn device(dir: &Path, seed: u64, connection: ConnectionType) -> DeviceConfig {
     let spec = PhoneSpec {
@@ -48,20 +45,7 @@ fn env(t: &Path, addr: &str, start: SystemTime) -> Env {
     let clock = Arc::new(ManualClock::new(start));
     let config = ConfigDir::at(t.join("config"));
     let lib_root = t.join("lib");
-    let daemon = Daemon::new(DaemonConfig {
-        mux: MuxAddr::parse(addr).unwrap(),
-        config: config.clone(),
-        library: Some(lib_root.clone()),
-        clock: clock.clone(),
-        zone: LocalZone::Fixed(FixedOffset::east_opt(0).unwrap()),
-        session: SessionOptions {
-            lockdown_dir: t.join("lockdown"),
-            ..SessionOptions::default()
-        },
-        recheck: Duration::from_secs(60),
-        passwords: None,
-        passcode_timeout: Duration::from_secs(300),
-    });
+    let daemon = Daemon::new(daemon_config(t, addr, &clock));
     Env {
         clock,
         daemon,
