@@ -21,6 +21,16 @@ fn unpaired(state: &Path, pairing: PairingMode) -> DeviceConfig {
     c
 }
 
+/// A simulator with one phone that trusts no computer yet; its UDID.
+async fn start_unpaired(
+    t: &Path,
+    pairing: PairingMode,
+) -> (iosnap_simulator::Simulator, MuxAddr, String) {
+    let (sim, mux) = start(vec![unpaired(&t.join("dev"), pairing)]).await;
+    let udid = sim.udids()[0].clone();
+    (sim, mux, udid)
+}
+
 fn pairing_options(scratch: &Path, wait: Duration) -> SessionOptions {
     SessionOptions {
         allow_pairing: true,
@@ -32,8 +42,7 @@ fn pairing_options(scratch: &Path, wait: Duration) -> SessionOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairs_when_there_is_no_record_then_backs_up_with_it() {
     let t = tempfile::tempdir().unwrap();
-    let (sim, mux) = start(vec![unpaired(&t.path().join("dev"), PairingMode::Accept)]).await;
-    let udid = sim.udids()[0].clone();
+    let (sim, mux, udid) = start_unpaired(t.path(), PairingMode::Accept).await;
     let h = sim.device(&udid).unwrap();
     assert!(!h.has_pair_record());
 
@@ -70,12 +79,7 @@ async fn pairs_when_there_is_no_record_then_backs_up_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_the_user_to_tap_trust() {
     let t = tempfile::tempdir().unwrap();
-    let (sim, mux) = start(vec![unpaired(
-        &t.path().join("dev"),
-        PairingMode::AskTrust(1),
-    )])
-    .await;
-    let udid = sim.udids()[0].clone();
+    let (sim, mux, udid) = start_unpaired(t.path(), PairingMode::AskTrust(1)).await;
     let h = sim.device(&udid).unwrap();
     DeviceSession::connect_with(
         &mux,
@@ -92,12 +96,7 @@ async fn waits_for_the_user_to_tap_trust() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_trust_dialog_says_tap_trust() {
     let t = tempfile::tempdir().unwrap();
-    let (sim, mux) = start(vec![unpaired(
-        &t.path().join("dev"),
-        PairingMode::AskTrust(1000),
-    )])
-    .await;
-    let udid = sim.udids()[0].clone();
+    let (sim, mux, udid) = start_unpaired(t.path(), PairingMode::AskTrust(1000)).await;
     let e = DeviceSession::connect_with(&mux, &udid, pairing_options(t.path(), Duration::ZERO))
         .await
         .unwrap_err();
@@ -113,8 +112,7 @@ async fn an_unanswered_trust_dialog_says_tap_trust() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_reported_as_such() {
     let t = tempfile::tempdir().unwrap();
-    let (sim, mux) = start(vec![unpaired(&t.path().join("dev"), PairingMode::Refuse)]).await;
-    let udid = sim.udids()[0].clone();
+    let (sim, mux, udid) = start_unpaired(t.path(), PairingMode::Refuse).await;
     let e = DeviceSession::connect_with(
         &mux,
         &udid,
@@ -202,8 +200,7 @@ async fn forgetting_without_usbmuxd_removes_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_that_forgot_this_computer_is_paired_again() {
     let t = tempfile::tempdir().unwrap();
-    let (sim, mux) = start(vec![unpaired(&t.path().join("dev"), PairingMode::Accept)]).await;
-    let udid = sim.udids()[0].clone();
+    let (sim, mux, udid) = start_unpaired(t.path(), PairingMode::Accept).await;
     let h = sim.device(&udid).unwrap();
     DeviceSession::connect_with(&mux, &udid, pairing_options(t.path(), Duration::ZERO))
         .await
