@@ -68,17 +68,19 @@ count() { # folder: files of the backup, Info.plist aside
   (cd "$1/$udid" && find . -path ./Info.plist -prune -o -type f -print | wc -l)
 }
 
-# A journal-less ext4 scans past inodes freed in the last 5-35 s for every new file
-# (`recently_deleted`); right after a large deletion (a previous run's cleanup) the client
-# would pay for it. Let it pass first (IOSNAP_BENCH_SETTLE=0 to skip).
-#
-# Even after that, ext4 looks up the cached inode-table block of every candidate inode
-# (`recently_deleted` → `find_get_block_common`: 30-40 % of a client's samples right after a
-# previous run's folder was deleted, against none on a disk whose tables are not cached, which
-# is what a daily backup meets). So, when run as root, the page cache is also dropped before
-# each client (IOSNAP_BENCH_DROP_CACHES=0 to keep it) and both clients start from the same state.
+# Deletions poison the next backup on the same file system. A journal-less ext4 (like this VM's
+# root) skips every free inode deleted in the last 60 s, or 360 s once its inode-table block is
+# dirty (fs/ext4/ialloc.c, `recently_deleted`), and a new file's inode search walks over all of
+# them: right after a previous run's folder was deleted, that scan took 35-45 % of a client's CPU
+# (`find_inode_bit` → `recently_deleted` → `find_get_block_common`) and moved a run's wall time
+# by ±30 %, whichever client it hit. So nothing is deleted while the benchmark runs: every
+# backup goes to a folder of its own and all of them are removed at the end (the disk needs
+# room for 2 × IOSNAP_BENCH_RUNS backups; IOSNAP_BENCH_KEEP=1 keeps them). Before each client
+# the machine settles (IOSNAP_BENCH_SETTLE seconds, default 20, for the writeback of the
+# previous run) and, when run as root, the page cache is dropped (IOSNAP_BENCH_DROP_CACHES=0
+# keeps it), so both clients start cold, as a daily backup does.
 settle() {
-  sleep "${IOSNAP_BENCH_SETTLE:-40}"
+  sleep "${IOSNAP_BENCH_SETTLE:-20}"
   if [ "${IOSNAP_BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
     sync
     echo 3 >/proc/sys/vm/drop_caches
@@ -86,9 +88,7 @@ settle() {
 }
 
 # Each round backs the phone up with both clients, in alternating order (round 1: iosnap
-# first, round 2: idevicebackup2 first, ...), each into its own new empty folder. A client's
-# folder is counted and deleted (unless IOSNAP_BENCH_KEEP=1) before the next client runs, so
-# the disk needs room for one backup only.
+# first, round 2: idevicebackup2 first, ...), each into its own new empty folder.
 runs=${IOSNAP_BENCH_RUNS:-1}
 for round in $(seq 1 "$runs"); do
   order="iosnap idevicebackup2"
@@ -102,7 +102,6 @@ for round in $(seq 1 "$runs"); do
       idevicebackup2) measure idevicebackup2 "$out" idevicebackup2 -u "$udid" backup --full "$out" ;;
     esac
     echo "  files in folder: $(count "$out")"
-    [ "${IOSNAP_BENCH_KEEP:-0}" = 1 ] || rm -rf "$out"
   done
 done
 [ "${IOSNAP_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"

@@ -429,9 +429,11 @@ impl DlConn {
                                 "MoveItems destination is not a string",
                             )
                         })?;
-                        pairs.push(
-                            txn.with(|t| Ok::<_, Error>((t.resolve(from)?, t.resolve(to)?)))?,
-                        );
+                        // A rename never follows its last components: only the folders on
+                        // the way are checked here (`rename_many` opens them without links).
+                        pairs.push(txn.with(|t| {
+                            Ok::<_, Error>((t.resolve_name(from)?, t.resolve_name(to)?))
+                        })?);
                     }
                     let result = txn.with(|t| t.rename_many(&pairs));
                     self.reply_result(result).await?;

@@ -30,8 +30,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod afc;
+mod beneath;
 pub mod devicelink;
 pub mod error;
+mod flush;
 pub mod info_plist;
 pub mod mux;
 pub mod ops;

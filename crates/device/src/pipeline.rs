@@ -32,6 +32,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::flush::Flusher;
 use crate::store::{PathRules, PendingFile, Txn};
 
 /// Writer threads. Two: with the socket reader that makes one thread per core on a small
@@ -87,6 +88,8 @@ struct Shared {
     failed: AtomicBool,
     abort: AtomicBool,
     pool: Mutex<Vec<Vec<u8>>>,
+    /// Starts the writeback of closed files on a low-priority thread ([`crate::flush`]).
+    flusher: Option<Flusher>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +146,7 @@ impl<'a> Pipeline<'a> {
                 failed: AtomicBool::new(false),
                 abort: AtomicBool::new(false),
                 pool: Mutex::new(Vec::new()),
+                flusher: Flusher::start(),
             }),
             rules,
             budget: Arc::new(Semaphore::new(MEMORY_BUDGET)),
@@ -358,7 +362,8 @@ fn piece(
     if let Some((rel, _)) = start {
         let plan = {
             let mut t = lock(&shared.txn);
-            let dst = t.resolve(&rel)?;
+            // `plan_file` looks at the name itself (and never follows it).
+            let dst = t.resolve_name(&rel)?;
             t.plan_file(&dst)?
         };
         // Creating the inode is the expensive part; it needs no transaction state.
@@ -378,7 +383,10 @@ fn piece(
         Some(true) => {
             if let Some(f) = current.take() {
                 if f.is_direct() {
-                    f.close_direct();
+                    f.close_direct(|file| match &shared.flusher {
+                        Some(flusher) => flusher.submit(file),
+                        None => crate::flush::start_writeback(&file),
+                    });
                     lock(&shared.txn).note_unsynced();
                 } else {
                     temps.push(f);

@@ -1,0 +1,192 @@
+//! Directory handles opened beneath a backup folder, so that a batch of file operations names
+//! each file relative to its already-open parent.
+//!
+//! The last step of every backup is a `MoveItems` of every uploaded file (`Snapshot/xx/<id>` →
+//! `xx/<id>`, tens of thousands of them). Done with whole paths, each move walked both paths
+//! three times (a check of each side, then the rename itself); with the ≈ 500 parent
+//! directories held open, each move is two lookups of a name in an open directory and one
+//! `renameat2`.
+//!
+//! Parents are opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the folder's
+//! root, so the kernel itself refuses a path that leaves the folder or goes through a symbolic
+//! link, even one planted after the path was checked. Kernels without `openat2` (before 5.6)
+//! get `openat(O_NOFOLLOW)` on a path whose directories [`crate::store::Txn`] already checked.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// More open directories than this and the cache starts over (a backup uses ≈ 513).
+const MAX_OPEN: usize = 4096;
+
+/// What is at a name inside an open directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Missing,
+    Directory,
+    /// A regular file, a symbolic link (never followed) or anything else that is not a
+    /// directory.
+    Other,
+}
+
+/// Open directories under one root, by path.
+pub(crate) struct Parents {
+    root: PathBuf,
+    root_fd: Arc<OwnedFd>,
+    open: HashMap<PathBuf, Arc<OwnedFd>>,
+    /// `openat2` is refused here (old kernel, seccomp): plain `openat` from then on.
+    no_openat2: bool,
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
+}
+
+impl Parents {
+    /// Opens `root` (which must be a directory, not a symbolic link).
+    pub(crate) fn new(root: &Path) -> io::Result<Parents> {
+        let fd = rustix::fs::openat(CWD, root, dir_flags(), Mode::empty())?;
+        Ok(Parents {
+            root: root.to_path_buf(),
+            root_fd: Arc::new(fd),
+            open: HashMap::new(),
+            no_openat2: false,
+        })
+    }
+
+    /// The open parent directory of `path` and its last component. `path` must lie under the
+    /// root; a missing parent is `NotFound`.
+    pub(crate) fn split<'p>(&mut self, path: &'p Path) -> io::Result<(Arc<OwnedFd>, &'p OsStr)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path names no file"))?;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        Ok((self.dir(parent)?, name))
+    }
+
+    fn dir(&mut self, dir: &Path) -> io::Result<Arc<OwnedFd>> {
+        if let Some(fd) = self.open.get(dir) {
+            return Ok(fd.clone());
+        }
+        let rel = dir.strip_prefix(&self.root).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "directory outside the backup folder",
+            )
+        })?;
+        let fd = if rel.as_os_str().is_empty() {
+            self.root_fd.clone()
+        } else {
+            Arc::new(self.open_beneath(rel)?)
+        };
+        if self.open.len() >= MAX_OPEN {
+            self.open.clear();
+        }
+        self.open.insert(dir.to_path_buf(), fd.clone());
+        Ok(fd)
+    }
+
+    fn open_beneath(&mut self, rel: &Path) -> io::Result<OwnedFd> {
+        if !self.no_openat2 {
+            let resolve =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&*self.root_fd, rel, dir_flags(), Mode::empty(), resolve) {
+                Ok(fd) => return Ok(fd),
+                Err(Errno::NOSYS | Errno::PERM) => self.no_openat2 = true,
+                // EXDEV: the path would leave the folder; ELOOP: it crosses a symbolic link.
+                Err(Errno::XDEV | Errno::LOOP) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "path goes through a symbolic link or out of the backup folder",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(rustix::fs::openat(
+            &*self.root_fd,
+            rel,
+            dir_flags(),
+            Mode::empty(),
+        )?)
+    }
+}
+
+/// What is at `name` in `dir`, without following a symbolic link.
+pub(crate) fn kind(dir: &OwnedFd, name: &OsStr) -> io::Result<Kind> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(Kind::Directory),
+        Ok(_) => Ok(Kind::Other),
+        Err(Errno::NOENT) => Ok(Kind::Missing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Renames `from_name` in `from_dir` to `to_name` in `to_dir`, refusing to replace anything
+/// where the file system can say so (`RENAME_NOREPLACE`; a plain rename where it cannot).
+pub(crate) fn rename_new(
+    from_dir: &OwnedFd,
+    from_name: &OsStr,
+    to_dir: &OwnedFd,
+    to_name: &OsStr,
+) -> io::Result<()> {
+    match rustix::fs::renameat_with(from_dir, from_name, to_dir, to_name, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            Ok(rustix::fs::renameat(from_dir, from_name, to_dir, to_name)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn parents_are_opened_once_and_never_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/f"), b"x").unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+
+        let mut p = Parents::new(&root).unwrap();
+        let f = root.join("a/b/f");
+        let (dir, name) = p.split(&f).unwrap();
+        assert_eq!(name, "f");
+        assert_eq!(kind(&dir, name).unwrap(), Kind::Other);
+        assert_eq!(kind(&dir, OsStr::new("nope")).unwrap(), Kind::Missing);
+        let ab = root.join("a/b");
+        let (top, b) = p.split(&ab).unwrap();
+        assert_eq!(kind(&top, b).unwrap(), Kind::Directory);
+        assert_eq!(p.open.len(), 2);
+
+        // A link as a directory on the way is refused; as a last component it is a name.
+        assert!(p.split(&root.join("a/link/secret")).is_err());
+        let a_link = root.join("a/link");
+        let (a, link) = p.split(&a_link).unwrap();
+        assert_eq!(kind(&a, link).unwrap(), Kind::Other);
+        assert!(p.split(&d.path().join("elsewhere/x")).is_err());
+        assert!(p.split(&root.join("a/missing/x")).is_err());
+
+        // Renames never replace.
+        fs::write(root.join("a/b/g"), b"g").unwrap();
+        let (bdir, _) = p.split(&f).unwrap();
+        let err = rename_new(&bdir, OsStr::new("f"), &bdir, OsStr::new("g")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        rename_new(&bdir, OsStr::new("f"), &a, OsStr::new("moved")).unwrap();
+        assert_eq!(fs::read(root.join("a/moved")).unwrap(), b"x");
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"s");
+    }
+}
