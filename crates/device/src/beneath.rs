@@ -145,6 +145,29 @@ pub(crate) fn rename_new(
     }
 }
 
+/// Makes `to_name` in `to_dir` a second name of file `from_name` in `from_dir` (never replacing
+/// anything). `Ok(false)` when this file system has no hard links for it (FAT, exFAT, some
+/// network and FUSE file systems), so the caller renames instead.
+pub(crate) fn link_new(
+    from_dir: &OwnedFd,
+    from_name: &OsStr,
+    to_dir: &OwnedFd,
+    to_name: &OsStr,
+) -> io::Result<bool> {
+    match rustix::fs::linkat(from_dir, from_name, to_dir, to_name, AtFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(Errno::PERM | Errno::OPNOTSUPP | Errno::MLINK | Errno::NOSYS | Errno::XDEV) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the name `name` (not a directory) from `dir`.
+pub(crate) fn remove_name(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

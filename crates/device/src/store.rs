@@ -53,6 +53,10 @@ enum Undo {
     Displaced { path: PathBuf, aside: PathBuf },
     /// `from` was renamed to `to`; undo renames back.
     Moved { from: PathBuf, to: PathBuf },
+    /// File `from` was moved to `to`, where nothing was, by a hard link then the removal of
+    /// `from` (or by a rename where links are not supported). Undo puts it back; when only the
+    /// link was made, it removes the second name (only if it is the same file).
+    Linked { from: PathBuf, to: PathBuf },
 }
 
 fn enc(p: &Path) -> String {
@@ -75,6 +79,7 @@ impl Undo {
             Undo::Temp(p) => format!("T {}\n", enc(p)),
             Undo::Displaced { path, aside } => format!("X {} {}\n", enc(path), enc(aside)),
             Undo::Moved { from, to } => format!("M {} {}\n", enc(from), enc(to)),
+            Undo::Linked { from, to } => format!("L {} {}\n", enc(from), enc(to)),
         }
     }
 
@@ -89,6 +94,7 @@ impl Undo {
             ("T", None) => Undo::Temp(a),
             ("X", Some(b)) => Undo::Displaced { path: a, aside: b },
             ("M", Some(b)) => Undo::Moved { from: a, to: b },
+            ("L", Some(b)) => Undo::Linked { from: a, to: b },
             _ => return None,
         })
     }
@@ -110,6 +116,16 @@ impl Undo {
                     fs::rename(to, from)
                 } else {
                     Ok(())
+                }
+            }
+            Undo::Linked { from, to } => {
+                use std::os::unix::fs::MetadataExt;
+                match (fs::symlink_metadata(from), fs::symlink_metadata(to)) {
+                    (Err(_), Ok(_)) => fs::rename(to, from),
+                    (Ok(f), Ok(t)) if f.dev() == t.dev() && f.ino() == t.ino() => {
+                        fs::remove_file(to)
+                    }
+                    _ => Ok(()),
                 }
             }
         }
@@ -777,24 +793,25 @@ impl Txn {
     }
 
     /// Renames every pair of one MoveItems request, as [`Txn::rename`] each in order. When all
-    /// of them are plain file moves between distinct paths (what a backup's final move of
-    /// `Snapshot/` is), each file is named relative to its open parent directory
-    /// ([`crate::beneath`]: no whole-path walks, no symbolic link on the way), their intents
-    /// are journalled with one write, and one sync makes the moved data and those lines durable
-    /// before the first existing file is moved aside, instead of one sync per replaced file
-    /// (which a slow USB disk pays in milliseconds each). Anything else goes pair by pair.
+    /// of them move files between distinct paths (what a backup's final move of `Snapshot/`
+    /// is), each file is named relative to its open parent directory (module `beneath`: no
+    /// whole-path walks, no symbolic link on the way), their intents are journalled with one
+    /// write, the moves to free names run on a few threads (`move_fresh`), and the ones
+    /// whose destination exists are replaced after one sync has made the moved data and the
+    /// journal durable, instead of one sync per replaced file (which a slow USB disk pays in
+    /// milliseconds each). Anything else goes pair by pair.
     pub fn rename_many(&mut self, pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
         match self.plan_moves(pairs)? {
-            Some(plan) => self.apply_moves(plan),
+            Some(plan) => self.apply_moves(&plan),
             None => pairs
                 .iter()
                 .try_for_each(|(from, to)| self.rename(from, to)),
         }
     }
 
-    /// The moves of [`Txn::rename_many`] when all of them are plain file moves between
-    /// distinct paths, each with its open parents and whether its destination exists; `None`
-    /// when they must go one by one. Missing destination folders are created (journalled).
+    /// The moves of [`Txn::rename_many`] when every source is a file (not a directory) and all
+    /// paths are distinct, each with its open parents; `None` when they must go one by one.
+    /// Missing destination folders are created (journalled).
     fn plan_moves<'p>(
         &mut self,
         pairs: &'p [(PathBuf, PathBuf)],
@@ -812,6 +829,8 @@ impl Txn {
             let Ok((from_dir, from_name)) = dirs.split(from) else {
                 return Ok(None);
             };
+            // The source must exist before its move is journalled: undoing a move whose
+            // source never existed would carry off whatever sits at the destination.
             if beneath::kind(&from_dir, from_name).ok() != Some(Kind::Other) {
                 return Ok(None);
             }
@@ -828,12 +847,6 @@ impl Txn {
                 }
                 Err(_) => return Ok(None),
             };
-            let existed = match beneath::kind(&to_dir, to_name) {
-                Ok(Kind::Missing) => false,
-                Ok(Kind::Other) => true,
-                // A directory is replaced recursively, one pair at a time.
-                Ok(Kind::Directory) | Err(_) => return Ok(None),
-            };
             plan.push(PlainMove {
                 from,
                 to,
@@ -841,43 +854,50 @@ impl Txn {
                 from_name,
                 to_dir,
                 to_name,
-                existed,
             });
         }
         Ok(Some(plan))
     }
 
-    fn apply_moves(&mut self, plan: Vec<PlainMove<'_>>) -> Result<()> {
-        let mut intents = Vec::with_capacity(plan.len() + 16);
-        let mut asides = Vec::with_capacity(plan.len());
-        for m in &plan {
-            let aside = m.existed.then(|| self.aside_path());
-            if let Some(aside) = &aside {
-                intents.push(Undo::Displaced {
-                    path: m.to.clone(),
-                    aside: aside.clone(),
-                });
-            }
+    fn apply_moves(&mut self, plan: &[PlainMove<'_>]) -> Result<()> {
+        let intents = plan
+            .iter()
+            .map(|m| Undo::Linked {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            })
+            .collect();
+        self.record_many(intents)?;
+        let taken = move_fresh(plan)?;
+        if taken.is_empty() {
+            return Ok(());
+        }
+        // Destinations that exist: each is moved aside, then replaced. (The `Linked` line of
+        // such a move undoes nothing: both names stay different files.)
+        let mut intents = Vec::with_capacity(2 * taken.len());
+        let mut steps = Vec::with_capacity(taken.len());
+        for m in taken.iter().filter_map(|&i| plan.get(i)) {
+            let is_dir = fs::symlink_metadata(m.to).is_ok_and(|md| md.is_dir());
+            let aside = self.aside_path();
+            intents.push(Undo::Displaced {
+                path: m.to.clone(),
+                aside: aside.clone(),
+            });
             intents.push(Undo::Moved {
                 from: m.from.clone(),
                 to: m.to.clone(),
             });
-            asides.push(aside);
+            steps.push((m, aside, is_dir));
         }
-        let replaces = asides.iter().any(Option::is_some);
         self.record_many(intents)?;
-        if replaces {
-            // The moved files' data and the journal lines, durable before anything is replaced.
-            if self.unsynced {
-                self.sync_data()?;
-            } else {
-                self.sync_journal()?;
-            }
+        // The moved files' data and the journal lines, durable before anything is replaced.
+        if self.unsynced {
+            self.sync_data()?;
+        } else {
+            self.sync_journal()?;
         }
-        for (m, aside) in plan.iter().zip(asides) {
-            if let Some(aside) = aside {
-                self.move_aside(m.to, &aside, false, false)?;
-            }
+        for (m, aside, is_dir) in steps {
+            self.move_aside(m.to, &aside, is_dir, false)?;
             beneath::rename_new(&m.from_dir, m.from_name, &m.to_dir, m.to_name)
                 .map_err(|e| Error::io(m.to, e))?;
         }
@@ -975,6 +995,88 @@ impl Drop for Txn {
     }
 }
 
+/// Moves files to their new names, spread over a few threads; returns the moves whose
+/// destination exists (left for the caller, which must move it aside first). A
+/// cross-directory rename takes the file system's rename lock (one at a time, ≈ 20 µs each on
+/// ext4: 0.4 s for a backup's 20,000 files); a hard link takes only the new name's directory
+/// and the removal only the old one's, so on two cores link-then-remove takes half the time.
+/// Where the file system has no hard links, a rename it is.
+fn move_fresh(moves: &[PlainMove<'_>]) -> Result<Vec<usize>> {
+    /// Below this many moves one thread does it all.
+    const PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(moves.len().div_ceil(PER_THREAD))
+        .max(1);
+    let per = moves.len().div_ceil(threads).max(1);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let run = |first: usize, part: &[PlainMove<'_>]| -> Result<Vec<usize>> {
+        let mut taken = Vec::new();
+        for (i, m) in part.iter().enumerate() {
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            match move_one(m) {
+                Ok(true) => {}
+                Ok(false) => taken.push(first + i),
+                Err(e) => {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(taken)
+    };
+    if threads == 1 {
+        return run(0, moves);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = moves
+            .chunks(per)
+            .enumerate()
+            .map(|(k, part)| {
+                let run = &run;
+                scope.spawn(move || run(k * per, part))
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for w in workers {
+            let part = w.join().unwrap_or_else(|_| {
+                Err(Error::io(
+                    Path::new("MoveItems"),
+                    io::Error::other("a move thread panicked"),
+                ))
+            })?;
+            taken.extend(part);
+        }
+        Ok(taken)
+    })
+}
+
+/// One move to a new name: link, then remove the old name (a rename where links fail).
+/// `Ok(false)`: something is at the new name; nothing was changed.
+fn move_one(m: &PlainMove<'_>) -> Result<bool> {
+    match beneath::link_new(&m.from_dir, m.from_name, &m.to_dir, m.to_name) {
+        Ok(true) => beneath::remove_name(&m.from_dir, m.from_name)
+            .map(|()| true)
+            .map_err(|e| Error::io(m.from, e)),
+        Ok(false) => beneath::rename_new(&m.from_dir, m.from_name, &m.to_dir, m.to_name)
+            .map(|()| true)
+            .or_else(|e| exists_or(e, m.to)),
+        Err(e) => exists_or(e, m.to),
+    }
+}
+
+/// `Ok(false)` for "the destination exists", the error of `path` otherwise.
+fn exists_or(e: io::Error, path: &Path) -> Result<bool> {
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        Ok(false)
+    } else {
+        Err(Error::io(path, e))
+    }
+}
+
 /// One move of a [`Txn::rename_many`] batch, with its open parent directories.
 struct PlainMove<'p> {
     from: &'p PathBuf,
@@ -983,8 +1085,6 @@ struct PlainMove<'p> {
     from_name: &'p std::ffi::OsStr,
     to_dir: std::sync::Arc<rustix::fd::OwnedFd>,
     to_name: &'p std::ffi::OsStr,
-    /// Something (not a directory) is at `to` and is moved aside first.
-    existed: bool,
 }
 
 /// A file planned and journalled by [`Txn::plan_file`], not created yet.
@@ -1348,6 +1448,87 @@ mod tests {
             }
             assert_eq!(snapshot(&root), before, "kill: {kill}");
         }
+    }
+
+    /// A backup's final move: hundreds of new files (spread over threads) and a few that
+    /// replace existing ones, then commit, rollback or a kill followed by recovery.
+    #[test]
+    fn a_big_batch_of_moves_is_applied_and_undone_exactly() {
+        for end in ["commit", "rollback", "kill"] {
+            let (_d, root) = setup();
+            let before = snapshot(&root);
+            let mut t = Txn::begin(&root, &["U"]).unwrap();
+            let mut pairs = Vec::new();
+            for i in 0..700u32 {
+                let from = t
+                    .resolve(&format!("U/Snapshot/{:02x}/f{i}", i % 7))
+                    .unwrap();
+                t.write_file(&from, format!("new {i}").as_bytes()).unwrap();
+                pairs.push((
+                    from,
+                    t.resolve_name(&format!("U/{:02x}/f{i}", i % 7)).unwrap(),
+                ));
+            }
+            let from = t.resolve("U/Snapshot/00/001").unwrap();
+            t.write_file(&from, b"replaced").unwrap();
+            pairs.push((from, t.resolve_name("U/00/001").unwrap()));
+            t.rename_many(&pairs).unwrap();
+            assert_eq!(fs::read(root.join("U/06/f699")).unwrap(), b"new 699");
+            assert_eq!(fs::read(root.join("U/00/001")).unwrap(), b"replaced");
+            assert!(!root.join("U/Snapshot/00/f0").exists());
+            match end {
+                "commit" => {
+                    t.commit().unwrap();
+                    let after = snapshot(&root);
+                    for i in 0..700u32 {
+                        let at = format!("U/{:02x}/f{i}", i % 7);
+                        assert_eq!(after[&at], Some(format!("new {i}").into_bytes()), "{at}");
+                    }
+                    // Nothing else: the old files, the new folders, the emptied snapshot.
+                    assert_eq!(after.len(), before.len() + 700 + 6 + 1 + 7);
+                    assert!(after.keys().all(|k| !k.contains(TMP_MARK)));
+                }
+                "rollback" => {
+                    assert!(t.rollback().is_empty());
+                    assert_eq!(snapshot(&root), before);
+                }
+                _ => {
+                    std::mem::forget(t);
+                    assert!(recover(&root).unwrap().is_empty());
+                    assert_eq!(snapshot(&root), before);
+                }
+            }
+        }
+    }
+
+    /// Killed between the link and the removal of the old name: recovery leaves one name, the
+    /// old one, and never removes a file that only happens to sit at the new name.
+    #[test]
+    fn a_move_killed_half_way_keeps_one_name() {
+        let (_d, root) = setup();
+        fs::create_dir_all(root.join("U/Snapshot/00")).unwrap();
+        fs::write(root.join("U/Snapshot/00/a"), b"a").unwrap();
+        fs::hard_link(root.join("U/Snapshot/00/a"), root.join("U/00/a")).unwrap();
+        fs::write(root.join("U/Snapshot/00/b"), b"b").unwrap();
+        fs::write(root.join("U/00/b"), b"someone else's b").unwrap();
+        let txn = root.join(format!("{TMP_MARK}txn-test"));
+        fs::create_dir(&txn).unwrap();
+        let lines: String = ["a", "b"]
+            .iter()
+            .map(|n| {
+                Undo::Linked {
+                    from: root.join("U/Snapshot/00").join(n),
+                    to: root.join("U/00").join(n),
+                }
+                .to_line()
+            })
+            .collect();
+        fs::write(txn.join(JOURNAL), lines).unwrap();
+        assert!(recover(&root).unwrap().is_empty());
+        assert!(!root.join("U/00/a").exists());
+        assert_eq!(fs::read(root.join("U/Snapshot/00/a")).unwrap(), b"a");
+        assert_eq!(fs::read(root.join("U/00/b")).unwrap(), b"someone else's b");
+        assert_eq!(fs::read(root.join("U/Snapshot/00/b")).unwrap(), b"b");
     }
 
     #[test]

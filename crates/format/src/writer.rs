@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::backup::{create_private_file, private_temp_dir};
 use crate::crypto::{self, EncryptingReader, FileKey};
-use crate::entry::{Entry, EntryKind, FileMeta, file_id};
+use crate::entry::{Entry, EntryKind, FileMeta, WrappedKey, file_id};
 use crate::error::{Error, IoContext, Result};
 use crate::info_plist::InfoPlist;
 use crate::keybag::{ClassKeys, KdfParams, Keybag};
@@ -417,23 +417,67 @@ pub fn write_manifest_files(
     keys: &BackupKeys,
     opts: &WriterOptions,
 ) -> Result<()> {
-    let final_db = dir.join(manifest_db::FILE_NAME);
     let tmp_db = dir.join(".Manifest.db.iosnap-tmp");
     remove_if_exists(&tmp_db)?;
     let manifest_key = if keys.encrypted {
         let temp = private_temp_dir()?;
         let plain = temp.path().join(manifest_db::FILE_NAME);
         write_db(&plain, entries)?;
-        let key = FileKey::random();
-        let mut out = create_private_file(&tmp_db)?;
-        crypto::encrypt_file(&plain, &mut out, &key)?;
-        out.sync_all().at(&tmp_db)?;
-        Some(keys.class_keys.wrap(MANIFEST_CLASS, &key)?)
+        Some(encrypt_db(&plain, &tmp_db, keys)?)
     } else {
         write_db(&tmp_db, entries)?;
         None
     };
-    fs::rename(&tmp_db, &final_db).at(&final_db)?;
+    finish_manifest_files(dir, &tmp_db, manifest_key, keys, opts)
+}
+
+/// [`write_manifest_files`] for a `Manifest.db` that is already written: the plaintext
+/// database at `plain_db` (finished, e.g. built row by row with [`ManifestDbWriter`] while the
+/// files were produced, as a phone does) is moved into `dir`, or encrypted into it when
+/// `keys.encrypted` (then `plain_db` should live in a private folder; it is left in place).
+pub fn install_manifest_files(
+    dir: &Path,
+    plain_db: &Path,
+    keys: &BackupKeys,
+    opts: &WriterOptions,
+) -> Result<()> {
+    let tmp_db = dir.join(".Manifest.db.iosnap-tmp");
+    remove_if_exists(&tmp_db)?;
+    let manifest_key = if keys.encrypted {
+        Some(encrypt_db(plain_db, &tmp_db, keys)?)
+    } else {
+        if let Err(e) = fs::rename(plain_db, &tmp_db) {
+            if e.raw_os_error() != Some(18) {
+                return Err(Error::io(&tmp_db, e));
+            }
+            // EXDEV: another file system.
+            fs::copy(plain_db, &tmp_db).at(&tmp_db)?;
+        }
+        None
+    };
+    finish_manifest_files(dir, &tmp_db, manifest_key, keys, opts)
+}
+
+/// Encrypts the plaintext database `plain` into a new private file `out` with a fresh key;
+/// returns that key wrapped for `Manifest.plist`.
+fn encrypt_db(plain: &Path, out_path: &Path, keys: &BackupKeys) -> Result<WrappedKey> {
+    let key = FileKey::random();
+    let mut out = create_private_file(out_path)?;
+    crypto::encrypt_file(plain, &mut out, &key)?;
+    out.sync_all().at(out_path)?;
+    keys.class_keys.wrap(MANIFEST_CLASS, &key)
+}
+
+/// The rest of [`write_manifest_files`] once the database is at `tmp_db`.
+fn finish_manifest_files(
+    dir: &Path,
+    tmp_db: &Path,
+    manifest_key: Option<WrappedKey>,
+    keys: &BackupKeys,
+    opts: &WriterOptions,
+) -> Result<()> {
+    let final_db = dir.join(manifest_db::FILE_NAME);
+    fs::rename(tmp_db, &final_db).at(&final_db)?;
 
     let d = &opts.device;
     let mut lockdown = plist::Dictionary::new();

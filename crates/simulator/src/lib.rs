@@ -34,12 +34,15 @@
 //! The persistent state of a device (identity, pair record, phone, backup password,
 //! last-backup records) lives in its [`DeviceConfig::state_dir`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod config;
 pub mod device;
 pub mod error;
 pub mod identity;
 mod io;
 mod lockdown;
+mod manifest;
 pub mod mb2;
 mod mux;
 pub mod phone;

@@ -17,7 +17,8 @@
 //! 4. `UploadFiles` batches into `<udid>/Snapshot/xx/<fileID>`: all data files of a full
 //!    backup, only changed or added ones of an incremental; content is streamed from the
 //!    phone (encrypted on the fly when a backup password is set);
-//! 5. `Manifest.db` (built in a private temp dir), `Manifest.plist`, `Status.plist`
+//! 5. `Manifest.db` (its rows written during step 4 on a low-priority thread, in a private temp
+//!    dir, see the `manifest` module), `Manifest.plist`, `Status.plist`
 //!    (`SnapshotState` finished) uploaded into the snapshot;
 //! 6. `RemoveItems` of the old data (full: every `<udid>/xx`; incremental: removed files);
 //! 7. `MoveItems` snapshot → final place, Status.plist last; `RemoveItems [<udid>/Snapshot]`;
@@ -42,6 +43,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::device::Device;
 use crate::io::{BoxIo, dict, read_plist};
+use crate::manifest::ManifestBuilder;
 use crate::phone::PhoneFile;
 
 /// Folder (in the state dir) with one record per backup the device made.
@@ -675,11 +677,10 @@ fn load_record(dev: &Device, uuid: &str) -> Option<Record> {
     })
 }
 
-fn save_record(dev: &Device, uuid: &str, r: &Record) -> std::io::Result<()> {
-    let Some(path) = record_path(dev, uuid) else {
-        return Err(other(format!("bad snapshot UUID {uuid:?}")));
-    };
-    let dir = dev.state_dir.join(RECORDS_DIR);
+/// Serializes a backup record into a temporary file of the records folder (the slow part,
+/// run while the manifest is built); [`keep_record`] names it once the snapshot UUID is known.
+fn write_record(state_dir: &Path, r: &Record) -> std::io::Result<PathBuf> {
+    let dir = state_dir.join(RECORDS_DIR);
     std::fs::create_dir_all(&dir)?;
     let mut files = plist::Dictionary::new();
     for (id, f) in &r.files {
@@ -694,12 +695,22 @@ fn save_record(dev: &Device, uuid: &str, r: &Record) -> std::io::Result<()> {
         ("Keybag", plist::Value::Data(r.keybag.clone())),
         ("Files", plist::Value::Dictionary(files)),
     ]);
-    let tmp = dir.join(format!(".{uuid}.tmp"));
+    let tmp = dir.join(format!(".{:016x}.tmp", rand::random::<u64>()));
     plist::Value::Dictionary(d)
         .to_file_binary(&tmp)
         .map_err(other)?;
-    std::fs::rename(&tmp, &path)?;
-    // Keep the newest records only.
+    Ok(tmp)
+}
+
+/// Makes the record written to `tmp` the one of snapshot `uuid`, and keeps the newest
+/// [`KEEP_RECORDS`] records only.
+fn keep_record(dev: &Device, tmp: &Path, uuid: &str) -> std::io::Result<()> {
+    let Some(path) = record_path(dev, uuid) else {
+        let _ = std::fs::remove_file(tmp);
+        return Err(other(format!("bad snapshot UUID {uuid:?}")));
+    };
+    std::fs::rename(tmp, &path)?;
+    let dir = dev.state_dir.join(RECORDS_DIR);
     let mut all: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "plist"))
@@ -709,6 +720,12 @@ fn save_record(dev: &Device, uuid: &str, r: &Record) -> std::io::Result<()> {
     while all.len() > KEEP_RECORDS {
         let (_, p) = all.remove(0);
         let _ = std::fs::remove_file(p);
+    }
+    // Records of backups that failed after theirs was written (one backup at a time runs).
+    for e in std::fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
+        if e.path().extension().is_some_and(|x| x == "tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
     Ok(())
 }
@@ -830,9 +847,14 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
     link.remove(vec![snap.clone()], 0.0).await?;
     link.create_dir(&snap).await?;
 
-    // 4. Data files.
+    // 4. Data files; their Manifest.db rows are written as each batch is done.
     let encoder = keys.encoder();
     let mut entries = Vec::with_capacity(files.len());
+    // The plaintext database lives in the private temp dir (0700) until it is installed.
+    let plain_db = tmp.path().join("Manifest.db.plain");
+    let manifest = ManifestBuilder::start(plain_db.clone())
+        .map_err(|e| OpError::new(ERR_INTERNAL, format!("manifest thread: {e}")))?;
+    let mut rows_sent = 0usize;
     let mut record = Record {
         encrypted: keys.encrypted,
         keybag: keys.keybag.to_bytes(),
@@ -931,6 +953,9 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
                 }
             }
             batch_bytes = 0;
+            // Every row so far is final now (sizes are known once a file is sent).
+            manifest.add(entries.get(rows_sent..).unwrap_or_default().to_vec());
+            rows_sent = entries.len();
         }
     }
     if !batch.is_empty() {
@@ -944,8 +969,13 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
             }
         }
     }
+    // The folders every row needs, then the rest of the rows.
+    writer::complete_directories(&mut entries, now_secs());
+    manifest.add(entries.get(rows_sent..).unwrap_or_default().to_vec());
+    drop(entries);
 
-    // 5. Manifest files, built in a private temp dir.
+    // 5. Manifest files, finished in a private temp dir; meanwhile the record of this backup is
+    //    written on another thread (the host waits for both).
     let removed: Vec<String> = match &base {
         Some(b) => b
             .files
@@ -955,14 +985,15 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
             .collect(),
         None => Vec::new(),
     };
+    let state_dir = link.dev.state_dir.clone();
+    let record_tmp = tokio::task::spawn_blocking(move || write_record(&state_dir, &record));
     let ident = link.dev.identity.clone();
     let apps: Vec<crate::phone::App> = link.dev.inner().phone.apps().to_vec();
     let mdir = tmp.path().join("manifest");
     let mdir2 = mdir.clone();
     let new_uuid = tokio::task::spawn_blocking(move || -> Result<String, String> {
         std::fs::create_dir_all(&mdir2).map_err(|e| e.to_string())?;
-        let mut entries = entries;
-        writer::complete_directories(&mut entries, now_secs());
+        manifest.finish()?;
         let opts = WriterOptions {
             encryption: None,
             device: DeviceInfo {
@@ -978,7 +1009,8 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
             date: std::time::SystemTime::now(),
             installed_applications: apps.iter().map(|a| a.bundle_id.clone()).collect(),
         };
-        writer::write_manifest_files(&mdir2, &entries, &keys, &opts).map_err(|e| e.to_string())?;
+        writer::install_manifest_files(&mdir2, &plain_db, &keys, &opts)
+            .map_err(|e| e.to_string())?;
         let sp = mdir2.join("Status.plist");
         let mut status = StatusPlist::read(&sp).map_err(|e| e.to_string())?;
         status.is_full_backup = Some(full);
@@ -1047,7 +1079,11 @@ async fn backup(link: &mut Link, req: &plist::Dictionary) -> Res<()> {
     link.remove(vec![snap], 99.0).await?;
 
     // 8. Remember and report.
-    save_record(&link.dev, &new_uuid, &record)
+    record_tmp
+        .await
+        .map_err(other)
+        .and_then(|written| written)
+        .and_then(|tmp| keep_record(&link.dev, &tmp, &new_uuid))
         .map_err(|e| OpError::new(ERR_INTERNAL, format!("saving the backup record: {e}")))?;
     {
         let mut g = link.dev.inner();
