@@ -56,6 +56,7 @@ measure() { # name, output folder, command...
   durable=$(awk -v w="$wall" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", w+b-a}')
   local gb
   gb=$(du -sb --apparent-size "$out" | awk '{printf "%.3f", $1/1e9}')
+  echo "$name $wall $durable" >>"$work/results"
   printf '%-16s %8.1f s (on disk after %5.1f s)  %8.1f MB/s  %6.2f CPU s/GB  peak RSS %6.1f MiB  (%s GB; simulator %.1f CPU s; load %s)\n' \
     "$name" "$wall" "$durable" \
     "$(awk -v g="$gb" -v w="$wall" 'BEGIN{print g*1000/w}')" \
@@ -104,4 +105,18 @@ for round in $(seq 1 "$runs"); do
     echo "  files in folder: $(count "$out")"
   done
 done
+# Medians over the rounds, and iosnap's speed-up on them (the peer's time / iosnap's).
+awk '
+  { wall[$1] = wall[$1] " " $2; disk[$1] = disk[$1] " " $3 }
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  END {
+    wi = median(wall["iosnap"]); wp = median(wall["idevicebackup2"])
+    di = median(disk["iosnap"]); dp = median(disk["idevicebackup2"])
+    printf "median wall: iosnap %.2f s, idevicebackup2 %.2f s: %.2fx\n", wi, wp, wp / wi
+    printf "median time until on disk: iosnap %.2f s, idevicebackup2 %.2f s: %.2fx\n", di, dp, dp / di
+  }' "$work/results"
 [ "${IOSNAP_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"

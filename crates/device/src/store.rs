@@ -148,6 +148,13 @@ pub struct Txn {
     /// file). Entries are only added after a check or our own `mkdir`, and the whole set is
     /// dropped whenever a directory is moved or removed through this transaction.
     known_dirs: std::cell::RefCell<std::collections::HashSet<PathBuf>>,
+    /// Directories this transaction made (`mkdir` succeeded) into which nothing was renamed
+    /// since: a name in one of them exists only if this transaction created it, which
+    /// `made_fresh` (hashes of the file paths it created there) tells without an `lstat`.
+    /// A backup uploads every file into such folders (`Snapshot/xx/`). Cleared by every
+    /// rename; a hash collision only costs the `lstat` again.
+    fresh_dirs: std::collections::HashSet<PathBuf>,
+    made_fresh: std::collections::HashSet<u64>,
     /// Files were written straight to their (new) destination since the last sync: their data
     /// is made durable by the sync at [`Txn::commit`], or earlier when one of them is about to
     /// replace an existing file (see [`Txn::rename`]).
@@ -220,6 +227,14 @@ impl PathRules {
         }
         Ok(out)
     }
+}
+
+/// A path's hash for [`Txn`]'s set of files made in fresh folders.
+fn path_hash(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
 }
 
 fn random_suffix() -> String {
@@ -311,6 +326,8 @@ impl Txn {
             finished: false,
             read_only: false,
             known_dirs: Default::default(),
+            fresh_dirs: Default::default(),
+            made_fresh: Default::default(),
             unsynced: false,
             journal_dirty: false,
             journal_linked: false,
@@ -342,6 +359,8 @@ impl Txn {
             finished: false,
             read_only: true,
             known_dirs: Default::default(),
+            fresh_dirs: Default::default(),
+            made_fresh: Default::default(),
             unsynced: false,
             journal_dirty: false,
             journal_linked: false,
@@ -416,6 +435,12 @@ impl Txn {
     /// Forgets every checked directory (a directory was moved or removed).
     fn forget_dirs(&self) {
         self.known_dirs.borrow_mut().clear();
+    }
+
+    /// Forgets which folders hold only what this transaction created (something is renamed).
+    fn forget_fresh(&mut self) {
+        self.fresh_dirs.clear();
+        self.made_fresh.clear();
     }
 
     /// The folder this transaction works in.
@@ -538,7 +563,10 @@ impl Txn {
             // mkdir first, journal second: a crash in between leaves at worst an empty
             // directory, never a journal entry that would delete someone else's directory.
             match fs::create_dir(&p) {
-                Ok(()) => self.record(Undo::CreatedDir(p))?,
+                Ok(()) => {
+                    self.record(Undo::CreatedDir(p.clone()))?;
+                    self.fresh_dirs.insert(p);
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
@@ -585,7 +613,8 @@ impl Txn {
             .ok_or_else(|| Error::io(dst, io::Error::other("no parent directory")))?
             .to_path_buf();
         self.create_dir_all_abs(&parent)?;
-        if !exists_nofollow(dst) {
+        let fresh = self.fresh_dirs.contains(&parent) && self.made_fresh.insert(path_hash(dst));
+        if fresh || !exists_nofollow(dst) {
             self.record(Undo::Created(dst.to_path_buf()))?;
             return Ok(NewFile {
                 path: dst.to_path_buf(),
@@ -766,6 +795,7 @@ impl Txn {
 
     /// Renames `from` to `to`, replacing `to` (recursively for a directory) as LIMD does.
     pub fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        self.forget_fresh();
         match fs::symlink_metadata(from) {
             Ok(m) if m.is_dir() => self.forget_dirs(),
             Ok(_) => {}
@@ -801,6 +831,7 @@ impl Txn {
     /// journal durable, instead of one sync per replaced file (which a slow USB disk pays in
     /// milliseconds each). Anything else goes pair by pair.
     pub fn rename_many(&mut self, pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
+        self.forget_fresh();
         match self.plan_moves(pairs)? {
             Some(plan) => self.apply_moves(&plan),
             None => pairs
@@ -1529,6 +1560,34 @@ mod tests {
         assert_eq!(fs::read(root.join("U/Snapshot/00/a")).unwrap(), b"a");
         assert_eq!(fs::read(root.join("U/00/b")).unwrap(), b"someone else's b");
         assert_eq!(fs::read(root.join("U/Snapshot/00/b")).unwrap(), b"b");
+    }
+
+    /// Files in folders this transaction made skip the existence check, but never where a
+    /// file could already be: written twice, or moved in by a rename.
+    #[test]
+    fn fresh_folders_are_trusted_only_for_names_never_made() {
+        let (_d, root) = setup();
+        let mut t = Txn::begin(&root, &["U"]).unwrap();
+        let x = t.resolve_name("U/Snapshot/ab/x").unwrap();
+        t.write_file(&x, b"first").unwrap();
+        fs::hard_link(&x, root.join("x-first")).unwrap();
+        t.write_file(&x, b"second").unwrap();
+        assert_eq!(fs::read(&x).unwrap(), b"second");
+        assert_eq!(fs::read(root.join("x-first")).unwrap(), b"first");
+
+        // A rename brings a file into the fresh folder behind the transaction's back.
+        let y = t.resolve_name("U/Snapshot/ab/y").unwrap();
+        t.rename(&t.resolve("U/Status.plist").unwrap(), &y).unwrap();
+        fs::hard_link(&y, root.join("y-old")).unwrap();
+        t.write_file(&y, b"new y").unwrap();
+        assert_eq!(fs::read(&y).unwrap(), b"new y");
+        assert_eq!(fs::read(root.join("y-old")).unwrap(), b"old status");
+        assert!(t.rollback().is_empty());
+        assert_eq!(
+            fs::read(root.join("U/Status.plist")).unwrap(),
+            b"old status"
+        );
+        assert!(!root.join("U/Snapshot").exists());
     }
 
     #[test]
