@@ -28,6 +28,7 @@
 //! | [`writer`] | create a standard backup folder, plain or encrypted |
 
 pub mod backup;
+mod bplist_writer;
 pub mod crypto;
 pub mod domain;
 pub mod entry;

@@ -557,110 +557,227 @@ fn encode_xattrs(xattrs: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     to_binary(&Value::Dictionary(d))
 }
 
-/// A class-description object as NSKeyedArchiver writes it.
-fn class_object(classes: &[&str]) -> Value {
-    let mut d = Dictionary::new();
-    d.insert(
-        "$classname".into(),
-        Value::String(classes.first().copied().unwrap_or("").into()),
-    );
-    d.insert(
-        "$classes".into(),
-        Value::Array(classes.iter().map(|c| Value::String((*c).into())).collect()),
-    );
-    Value::Dictionary(d)
-}
-
 /// Encodes `meta` as an `MBFile` blob the way a real phone does.
 ///
 /// Object order is `["$null", MBFile, RelativePath, Target?, Digest?, EncryptionKey {NS.data}?,
 /// NSMutableData class?, ExtendedAttributes?, MBFile class]`, `$top.root` is UID(1), times are
 /// integer Unix seconds, so readers that hard-code `$objects[1]` (mvt, iOSbackup) work.
+/// Written directly (`crate::bplist_writer`): one of these is made for every file of a
+/// backup.
 pub fn encode(meta: &FileMeta, relative_path: &str) -> Vec<u8> {
-    let mut objects: Vec<Value> = vec![Value::String("$null".into()), Value::Boolean(false)];
-    let push = |objects: &mut Vec<Value>, v: Value| -> Uid {
-        objects.push(v);
-        Uid::new(objects.len() as u64 - 1)
-    };
-    let rel_uid = push(&mut objects, Value::String(relative_path.into()));
-    let target_uid = meta
-        .target
-        .as_ref()
-        .map(|t| push(&mut objects, Value::String(t.clone())));
-    let digest_uid = meta
-        .digest
-        .as_ref()
-        .map(|d| push(&mut objects, Value::Data(d.clone())));
-    let key_uid = meta.encryption_key.as_ref().map(|k| {
-        let key_idx = objects.len();
-        let mut ns = Dictionary::new();
-        ns.insert("NS.data".into(), Value::Data(k.to_bytes()));
-        ns.insert("$class".into(), Value::Uid(Uid::new(key_idx as u64 + 1)));
-        let uid = push(&mut objects, Value::Dictionary(ns));
-        push(
-            &mut objects,
-            class_object(&["NSMutableData", "NSData", "NSObject"]),
-        );
-        uid
-    });
-    let xattr_uid = if meta.xattrs.is_empty() {
-        None
-    } else {
-        Some(push(&mut objects, Value::Data(encode_xattrs(&meta.xattrs))))
-    };
-    let class_uid = push(&mut objects, class_object(&["MBFile", "NSObject"]));
+    use crate::bplist_writer::{Bplist, Obj};
+    let mut b = Bplist::default();
+    let key_bytes = meta.encryption_key.as_ref().map(WrappedKey::to_bytes);
+    let xattrs = (!meta.xattrs.is_empty()).then(|| encode_xattrs(&meta.xattrs));
+    let s = |b: &mut Bplist<'_>, k: &'static str| b.add(Obj::Str(k));
+    let int = |b: &mut Bplist<'_>, v: i128| b.add(Obj::Int(v));
 
-    let mut mb = Dictionary::new();
-    mb.insert("LastModified".into(), Value::Integer(meta.mtime.into()));
-    mb.insert("Flags".into(), Value::Integer(meta.flags.into()));
+    // The `$objects` array, as UIDs into it, in the phone's order.
+    let mut objects = vec![s(&mut b, "$null")];
+    let uid = |objects: &mut Vec<usize>, r: usize| {
+        objects.push(r);
+        objects.len() as u64 - 1
+    };
+    let mbfile_slot = objects.len();
+    objects.push(usize::MAX); // the MBFile dictionary, filled in below
+    let rel = b.add(Obj::Str(relative_path));
+    let rel_uid = uid(&mut objects, rel);
+    let target_uid = meta.target.as_deref().map(|t| {
+        let r = b.add(Obj::Str(t));
+        uid(&mut objects, r)
+    });
+    let digest_uid = meta.digest.as_deref().map(|d| {
+        let r = b.add(Obj::Data(d));
+        uid(&mut objects, r)
+    });
+    let key_uid = key_bytes.as_deref().map(|k| {
+        let key_uid = objects.len() as u64;
+        let (kd, vd) = (s(&mut b, "NS.data"), b.add(Obj::Data(k)));
+        let (kc, vc) = (s(&mut b, "$class"), b.add(Obj::Uid(key_uid + 1)));
+        let ns = b.add(Obj::Dict(vec![(kd, vd), (kc, vc)]));
+        uid(&mut objects, ns);
+        let class = class_object(&mut b, &["NSMutableData", "NSData", "NSObject"]);
+        uid(&mut objects, class);
+        key_uid
+    });
+    let xattr_uid = xattrs.as_deref().map(|x| {
+        let r = b.add(Obj::Data(x));
+        uid(&mut objects, r)
+    });
+    let class = class_object(&mut b, &["MBFile", "NSObject"]);
+    let class_uid = uid(&mut objects, class);
+
+    let mut mb = Vec::with_capacity(16);
+    let mut field = |b: &mut Bplist<'_>, k: &'static str, v: Obj<'static>| {
+        let (k, v) = (s(b, k), b.add(v));
+        mb.push((k, v));
+    };
+    field(&mut b, "LastModified", Obj::Int(meta.mtime.into()));
+    field(&mut b, "Flags", Obj::Int(meta.flags.into()));
     // Ids are written as the phone does: signed 32-bit (nobody = -2).
-    mb.insert(
-        "GroupID".into(),
-        Value::Integer(i64::from(meta.gid as i32).into()),
-    );
+    field(&mut b, "GroupID", Obj::Int((meta.gid as i32).into()));
     if let Some(u) = xattr_uid {
-        mb.insert("ExtendedAttributes".into(), Value::Uid(u));
+        field(&mut b, "ExtendedAttributes", Obj::Uid(u));
     }
     if let Some(u) = target_uid {
-        mb.insert("Target".into(), Value::Uid(u));
+        field(&mut b, "Target", Obj::Uid(u));
     }
-    mb.insert("$class".into(), Value::Uid(class_uid));
-    mb.insert("LastStatusChange".into(), Value::Integer(meta.ctime.into()));
-    mb.insert("RelativePath".into(), Value::Uid(rel_uid));
-    mb.insert("Birth".into(), Value::Integer(meta.birth.into()));
+    field(&mut b, "$class", Obj::Uid(class_uid));
+    field(&mut b, "LastStatusChange", Obj::Int(meta.ctime.into()));
+    field(&mut b, "RelativePath", Obj::Uid(rel_uid));
+    field(&mut b, "Birth", Obj::Int(meta.birth.into()));
     if let Some(u) = key_uid {
-        mb.insert("EncryptionKey".into(), Value::Uid(u));
+        field(&mut b, "EncryptionKey", Obj::Uid(u));
     }
-    mb.insert("Size".into(), Value::Integer(meta.size.into()));
-    mb.insert("Mode".into(), Value::Integer(meta.mode.into()));
-    mb.insert(
-        "UserID".into(),
-        Value::Integer(i64::from(meta.uid as i32).into()),
-    );
+    field(&mut b, "Size", Obj::Int(meta.size.into()));
+    field(&mut b, "Mode", Obj::Int(meta.mode.into()));
+    field(&mut b, "UserID", Obj::Int((meta.uid as i32).into()));
     if let Some(u) = digest_uid {
-        mb.insert("Digest".into(), Value::Uid(u));
+        field(&mut b, "Digest", Obj::Uid(u));
     }
-    mb.insert("InodeNumber".into(), Value::Integer(meta.inode.into()));
-    mb.insert(
-        "ProtectionClass".into(),
-        Value::Integer(meta.protection_class.into()),
+    field(&mut b, "InodeNumber", Obj::Int(meta.inode.into()));
+    field(
+        &mut b,
+        "ProtectionClass",
+        Obj::Int(meta.protection_class.into()),
     );
-    objects[1] = Value::Dictionary(mb);
+    let mbfile = b.add(Obj::Dict(mb));
+    if let Some(slot) = objects.get_mut(mbfile_slot) {
+        *slot = mbfile;
+    }
 
-    let mut top = Dictionary::new();
-    top.insert("$version".into(), Value::Integer(100_000u64.into()));
-    top.insert("$archiver".into(), Value::String("NSKeyedArchiver".into()));
-    let mut root = Dictionary::new();
-    root.insert("root".into(), Value::Uid(Uid::new(1)));
-    top.insert("$top".into(), Value::Dictionary(root));
-    top.insert("$objects".into(), Value::Array(objects));
-    to_binary(&Value::Dictionary(top))
+    let objects = b.add(Obj::Array(objects));
+    let (kv, vv) = (s(&mut b, "$version"), int(&mut b, 100_000));
+    let (ka, va) = (s(&mut b, "$archiver"), s(&mut b, "NSKeyedArchiver"));
+    let (kr, vr) = (s(&mut b, "root"), b.add(Obj::Uid(1)));
+    let root = b.add(Obj::Dict(vec![(kr, vr)]));
+    let kt = s(&mut b, "$top");
+    let ko = s(&mut b, "$objects");
+    let top = b.add(Obj::Dict(vec![
+        (kv, vv),
+        (ka, va),
+        (kt, root),
+        (ko, objects),
+    ]));
+    b.finish(top)
+}
+
+/// A class-description object as NSKeyedArchiver writes it.
+fn class_object(b: &mut crate::bplist_writer::Bplist<'_>, classes: &[&'static str]) -> usize {
+    use crate::bplist_writer::Obj;
+    let names: Vec<usize> = classes.iter().map(|c| b.add(Obj::Str(c))).collect();
+    let (kn, vn) = (
+        b.add(Obj::Str("$classname")),
+        b.add(Obj::Str(classes.first().copied().unwrap_or(""))),
+    );
+    let (kc, vc) = (b.add(Obj::Str("$classes")), b.add(Obj::Array(names)));
+    b.add(Obj::Dict(vec![(kn, vn), (kc, vc)]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A class-description object as NSKeyedArchiver writes it.
+    fn class_object_value(classes: &[&str]) -> Value {
+        let mut d = Dictionary::new();
+        d.insert(
+            "$classname".into(),
+            Value::String(classes.first().copied().unwrap_or("").into()),
+        );
+        d.insert(
+            "$classes".into(),
+            Value::Array(classes.iter().map(|c| Value::String((*c).into())).collect()),
+        );
+        Value::Dictionary(d)
+    }
+
+    /// The encoder before `bplist_writer`: `plist::Value` tree, serialized by the `plist` crate.
+    ///
+    /// Object order is `["$null", MBFile, RelativePath, Target?, Digest?, EncryptionKey {NS.data}?,
+    /// NSMutableData class?, ExtendedAttributes?, MBFile class]`, `$top.root` is UID(1), times are
+    /// integer Unix seconds, so readers that hard-code `$objects[1]` (mvt, iOSbackup) work.
+    fn encode_via_value(meta: &FileMeta, relative_path: &str) -> Vec<u8> {
+        let mut objects: Vec<Value> = vec![Value::String("$null".into()), Value::Boolean(false)];
+        let push = |objects: &mut Vec<Value>, v: Value| -> Uid {
+            objects.push(v);
+            Uid::new(objects.len() as u64 - 1)
+        };
+        let rel_uid = push(&mut objects, Value::String(relative_path.into()));
+        let target_uid = meta
+            .target
+            .as_ref()
+            .map(|t| push(&mut objects, Value::String(t.clone())));
+        let digest_uid = meta
+            .digest
+            .as_ref()
+            .map(|d| push(&mut objects, Value::Data(d.clone())));
+        let key_uid = meta.encryption_key.as_ref().map(|k| {
+            let key_idx = objects.len();
+            let mut ns = Dictionary::new();
+            ns.insert("NS.data".into(), Value::Data(k.to_bytes()));
+            ns.insert("$class".into(), Value::Uid(Uid::new(key_idx as u64 + 1)));
+            let uid = push(&mut objects, Value::Dictionary(ns));
+            push(
+                &mut objects,
+                class_object_value(&["NSMutableData", "NSData", "NSObject"]),
+            );
+            uid
+        });
+        let xattr_uid = if meta.xattrs.is_empty() {
+            None
+        } else {
+            Some(push(&mut objects, Value::Data(encode_xattrs(&meta.xattrs))))
+        };
+        let class_uid = push(&mut objects, class_object_value(&["MBFile", "NSObject"]));
+
+        let mut mb = Dictionary::new();
+        mb.insert("LastModified".into(), Value::Integer(meta.mtime.into()));
+        mb.insert("Flags".into(), Value::Integer(meta.flags.into()));
+        // Ids are written as the phone does: signed 32-bit (nobody = -2).
+        mb.insert(
+            "GroupID".into(),
+            Value::Integer(i64::from(meta.gid as i32).into()),
+        );
+        if let Some(u) = xattr_uid {
+            mb.insert("ExtendedAttributes".into(), Value::Uid(u));
+        }
+        if let Some(u) = target_uid {
+            mb.insert("Target".into(), Value::Uid(u));
+        }
+        mb.insert("$class".into(), Value::Uid(class_uid));
+        mb.insert("LastStatusChange".into(), Value::Integer(meta.ctime.into()));
+        mb.insert("RelativePath".into(), Value::Uid(rel_uid));
+        mb.insert("Birth".into(), Value::Integer(meta.birth.into()));
+        if let Some(u) = key_uid {
+            mb.insert("EncryptionKey".into(), Value::Uid(u));
+        }
+        mb.insert("Size".into(), Value::Integer(meta.size.into()));
+        mb.insert("Mode".into(), Value::Integer(meta.mode.into()));
+        mb.insert(
+            "UserID".into(),
+            Value::Integer(i64::from(meta.uid as i32).into()),
+        );
+        if let Some(u) = digest_uid {
+            mb.insert("Digest".into(), Value::Uid(u));
+        }
+        mb.insert("InodeNumber".into(), Value::Integer(meta.inode.into()));
+        mb.insert(
+            "ProtectionClass".into(),
+            Value::Integer(meta.protection_class.into()),
+        );
+        objects[1] = Value::Dictionary(mb);
+
+        let mut top = Dictionary::new();
+        top.insert("$version".into(), Value::Integer(100_000u64.into()));
+        top.insert("$archiver".into(), Value::String("NSKeyedArchiver".into()));
+        let mut root = Dictionary::new();
+        root.insert("root".into(), Value::Uid(Uid::new(1)));
+        top.insert("$top".into(), Value::Dictionary(root));
+        top.insert("$objects".into(), Value::Array(objects));
+        to_binary(&Value::Dictionary(top))
+    }
 
     fn sample_meta() -> FileMeta {
         let mut xattrs = BTreeMap::new();
@@ -714,6 +831,45 @@ mod tests {
             mb.insert((*k).into(), v.clone());
         }
         Value::Dictionary(mb)
+    }
+
+    fn as_value(blob: &[u8]) -> Value {
+        Value::from_reader(std::io::Cursor::new(blob)).expect("a plist")
+    }
+
+    proptest! {
+        /// The direct writer produces the same archive as a `plist::Value` tree serialized by
+        /// the `plist` crate: same objects, same order, same keys and values.
+        #[test]
+        fn direct_encoding_equals_the_value_tree(
+            size in any::<u64>(), mode in any::<u32>(), uid in any::<u32>(), gid in any::<u32>(),
+            mtime in any::<i64>(), ctime in any::<i64>(), birth in any::<i64>(),
+            inode in any::<u64>(), class in any::<u32>(), flags in any::<u64>(),
+            key in proptest::option::of(proptest::collection::vec(any::<u8>(), 44..45)),
+            digest in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+            target in proptest::option::of(".{0,30}"),
+            xattr in proptest::option::of(("[a-z.]{1,20}", proptest::collection::vec(any::<u8>(), 0..20))),
+            rel in ".{0,80}",
+        ) {
+            let mut key = key;
+            if let Some(k) = key.as_mut() {
+                k[..4].copy_from_slice(&[3, 0, 0, 0]);
+            }
+            let meta = FileMeta {
+                size, mode, uid, gid, mtime, ctime, birth, inode,
+                protection_class: class,
+                flags,
+                encryption_key: key.as_deref().and_then(WrappedKey::from_bytes),
+                digest,
+                target,
+                xattrs: xattr.into_iter().collect(),
+            };
+            let fast = encode(&meta, &rel);
+            prop_assert_eq!(as_value(&fast), as_value(&encode_via_value(&meta, &rel)));
+            let (back, back_rel) = decode(&fast).expect("decodes");
+            prop_assert_eq!(back_rel.as_deref(), Some(rel.as_str()));
+            prop_assert_eq!(back.size, meta.size);
+        }
     }
 
     #[test]
@@ -922,7 +1078,7 @@ mod tests {
             vec![
                 Value::String("$null".into()),
                 mb,
-                class_object(&["NSDictionary", "NSObject"]),
+                class_object_value(&["NSDictionary", "NSObject"]),
             ],
         );
         assert!(
