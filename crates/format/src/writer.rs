@@ -417,8 +417,7 @@ pub fn write_manifest_files(
     keys: &BackupKeys,
     opts: &WriterOptions,
 ) -> Result<()> {
-    let tmp_db = dir.join(".Manifest.db.iosnap-tmp");
-    remove_if_exists(&tmp_db)?;
+    let tmp_db = fresh_tmp_db(dir)?;
     let manifest_key = if keys.encrypted {
         let temp = private_temp_dir()?;
         let plain = temp.path().join(manifest_db::FILE_NAME);
@@ -441,8 +440,7 @@ pub fn install_manifest_files(
     keys: &BackupKeys,
     opts: &WriterOptions,
 ) -> Result<()> {
-    let tmp_db = dir.join(".Manifest.db.iosnap-tmp");
-    remove_if_exists(&tmp_db)?;
+    let tmp_db = fresh_tmp_db(dir)?;
     let manifest_key = if keys.encrypted {
         Some(encrypt_db(plain_db, &tmp_db, keys)?)
     } else {
@@ -456,6 +454,13 @@ pub fn install_manifest_files(
         None
     };
     finish_manifest_files(dir, &tmp_db, manifest_key, keys, opts)
+}
+
+/// The temporary name `Manifest.db` is written under in `dir`, cleared of a crashed run's file.
+fn fresh_tmp_db(dir: &Path) -> Result<PathBuf> {
+    let tmp_db = dir.join(".Manifest.db.iosnap-tmp");
+    remove_if_exists(&tmp_db)?;
+    Ok(tmp_db)
 }
 
 /// Encrypts the plaintext database `plain` into a new private file `out` with a fresh key;
