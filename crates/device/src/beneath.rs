@@ -128,8 +128,9 @@ pub(crate) fn kind(dir: &OwnedFd, name: &OsStr) -> io::Result<Kind> {
     }
 }
 
-/// Renames `from_name` in `from_dir` to `to_name` in `to_dir`, refusing to replace anything
-/// where the file system can say so (`RENAME_NOREPLACE`; a plain rename where it cannot).
+/// Renames `from_name` in `from_dir` to `to_name` in `to_dir`, never replacing anything: an
+/// existing destination is `AlreadyExists`. The kernel checks it (`RENAME_NOREPLACE`) where the
+/// file system can; elsewhere [`rename_if_free`] looks first.
 pub(crate) fn rename_new(
     from_dir: &OwnedFd,
     from_name: &OsStr,
@@ -139,10 +140,24 @@ pub(crate) fn rename_new(
     match rustix::fs::renameat_with(from_dir, from_name, to_dir, to_name, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
         Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-            Ok(rustix::fs::renameat(from_dir, from_name, to_dir, to_name)?)
+            rename_if_free(from_dir, from_name, to_dir, to_name)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A plain rename after checking that nothing is at the destination (only this process
+/// changes a backup folder while it runs), for file systems without `RENAME_NOREPLACE`.
+fn rename_if_free(
+    from_dir: &OwnedFd,
+    from_name: &OsStr,
+    to_dir: &OwnedFd,
+    to_name: &OsStr,
+) -> io::Result<()> {
+    if kind(to_dir, to_name)? != Kind::Missing {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    Ok(rustix::fs::renameat(from_dir, from_name, to_dir, to_name)?)
 }
 
 /// Makes `to_name` in `to_dir` a second name of file `from_name` in `from_dir` (never replacing
@@ -208,6 +223,9 @@ mod tests {
         let (bdir, _) = p.split(&f).unwrap();
         let err = rename_new(&bdir, OsStr::new("f"), &bdir, OsStr::new("g")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        let err = rename_if_free(&bdir, OsStr::new("f"), &bdir, OsStr::new("g")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(root.join("a/b/g")).unwrap(), b"g");
         rename_new(&bdir, OsStr::new("f"), &a, OsStr::new("moved")).unwrap();
         assert_eq!(fs::read(root.join("a/moved")).unwrap(), b"x");
         assert_eq!(fs::read(outside.join("secret")).unwrap(), b"s");

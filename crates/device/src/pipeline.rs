@@ -88,8 +88,9 @@ struct Shared {
     failed: AtomicBool,
     abort: AtomicBool,
     pool: Mutex<Vec<Vec<u8>>>,
-    /// Starts the writeback of closed files on a low-priority thread ([`crate::flush`]).
-    flusher: Option<Flusher>,
+    /// Starts the writeback of closed files on a low-priority thread ([`crate::flush`]), from
+    /// the first file on (a restore or a listing never starts it).
+    flusher: std::sync::OnceLock<Option<Flusher>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,7 +147,7 @@ impl<'a> Pipeline<'a> {
                 failed: AtomicBool::new(false),
                 abort: AtomicBool::new(false),
                 pool: Mutex::new(Vec::new()),
-                flusher: Flusher::start(),
+                flusher: std::sync::OnceLock::new(),
             }),
             rules,
             budget: Arc::new(Semaphore::new(MEMORY_BUDGET)),
@@ -383,7 +384,7 @@ fn piece(
         Some(true) => {
             if let Some(f) = current.take() {
                 if f.is_direct() {
-                    f.close_direct(|file| match &shared.flusher {
+                    f.close_direct(|file| match shared.flusher.get_or_init(Flusher::start) {
                         Some(flusher) => flusher.submit(file),
                         None => crate::flush::start_writeback(&file),
                     });

@@ -444,12 +444,12 @@ pub fn install_manifest_files(
     let manifest_key = if keys.encrypted {
         Some(encrypt_db(plain_db, &tmp_db, keys)?)
     } else {
-        if let Err(e) = fs::rename(plain_db, &tmp_db) {
-            if e.raw_os_error() != Some(18) {
-                return Err(Error::io(&tmp_db, e));
+        match fs::rename(plain_db, &tmp_db) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                fs::copy(plain_db, &tmp_db).at(&tmp_db)?;
             }
-            // EXDEV: another file system.
-            fs::copy(plain_db, &tmp_db).at(&tmp_db)?;
+            Err(e) => return Err(Error::io(&tmp_db, e)),
         }
         None
     };
