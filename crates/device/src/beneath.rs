@@ -70,7 +70,8 @@ impl Parents {
         Ok((self.dir(parent)?, name))
     }
 
-    fn dir(&mut self, dir: &Path) -> io::Result<Arc<OwnedFd>> {
+    /// The open directory `dir` (which must lie under the root, or be it).
+    pub(crate) fn dir(&mut self, dir: &Path) -> io::Result<Arc<OwnedFd>> {
         if let Some(fd) = self.open.get(dir) {
             return Ok(fd.clone());
         }
@@ -176,6 +177,54 @@ pub(crate) fn link_new(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The names in directory `dir` (an open handle from [`Parents`]) when all of them are
+/// regular files (`.` and `..` aside); `None` when anything else is there, or the file system
+/// does not say the type in its listing.
+pub(crate) fn files(dir: &OwnedFd) -> io::Result<Option<Vec<std::ffi::OsString>>> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::new(fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if entry.file_type() != FileType::RegularFile {
+            return Ok(None);
+        }
+        out.push(OsStr::from_bytes(name).to_os_string());
+    }
+    Ok(Some(out))
+}
+
+/// The inode number of an open file or directory.
+pub(crate) fn inode(fd: &OwnedFd) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd)?.st_ino)
+}
+
+/// Renames directory `from_name` in `from_dir` over `to_name` in `to_dir`, which the kernel
+/// allows only when that is an empty directory (or nothing): a directory with anything in it
+/// is an error, never replaced.
+pub(crate) fn rename_dir_over_empty(
+    from_dir: &OwnedFd,
+    from_name: &OsStr,
+    to_dir: &OwnedFd,
+    to_name: &OsStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::renameat(from_dir, from_name, to_dir, to_name)?)
+}
+
+/// Makes a new directory `name` in `dir` (permissions from the umask, like `mkdir`).
+pub(crate) fn make_dir(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)
 }
 
 /// Removes the name `name` (not a directory) from `dir`.

@@ -376,6 +376,11 @@ impl DlConn {
             ) {
                 txn.barrier().await?;
             }
+            // Moves the phone asked for are applied before anything else it asks (see
+            // `Txn::defer_moves`); one that fails now fails the operation.
+            if !matches!(name.as_str(), "DLMessageMoveItems" | "DLMessageMoveFiles") {
+                txn.with(|t| t.apply_deferred())?;
+            }
             match name.as_str() {
                 "DLMessageDownloadFiles" => {
                     self.download_files(&msg, txn, stats, &mut prog, progress)
@@ -435,7 +440,7 @@ impl DlConn {
                             Ok::<_, Error>((t.resolve_name(from)?, t.resolve_name(to)?))
                         })?);
                     }
-                    let result = txn.with(|t| t.rename_many(&pairs));
+                    let result = txn.with(|t| t.defer_moves(&pairs));
                     self.reply_result(result).await?;
                     progress(prog);
                 }

@@ -42,6 +42,8 @@ pub(crate) const WRITERS: usize = 2;
 pub(crate) const CHUNK: usize = 256 * 1024;
 /// Upper bound of the file data between the socket and the writers.
 pub(crate) const MEMORY_BUDGET: usize = 8 * 1024 * 1024;
+/// When the budget runs out, the reader waits until this much of it is free again.
+const REFILL: usize = MEMORY_BUDGET / 4;
 /// Jobs queued per writer (their data is bounded by [`MEMORY_BUDGET`]).
 const QUEUE: usize = 1024;
 /// Temp files (replacing an existing file) a writer gathers before one sync and their renames.
@@ -131,6 +133,9 @@ pub(crate) struct Pipeline<'a> {
     current: Option<(usize, Option<(String, PathBuf)>)>,
     /// The transaction is back in `home`.
     returned: bool,
+    /// No job was handed to a writer since the last [`Pipeline::barrier`]: the next one has
+    /// nothing to wait for (a backup's 256 `CreateDirectory` requests in a row).
+    settled: bool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -152,6 +157,7 @@ impl<'a> Pipeline<'a> {
             rules,
             budget: Arc::new(Semaphore::new(MEMORY_BUDGET)),
             writers: Vec::new(),
+            settled: true,
             current: None,
             returned: false,
         }
@@ -215,12 +221,28 @@ impl<'a> Pipeline<'a> {
 
     /// An empty buffer of [`CHUNK`] bytes' capacity, once the memory budget allows it.
     pub(crate) async fn buffer(&self) -> Result<Chunk> {
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(CHUNK as u32)
-            .await
-            .map_err(|_| Error::io(self.rules.root(), std::io::Error::other("writers stopped")))?;
+        let stopped = || Error::io(self.rules.root(), std::io::Error::other("writers stopped"));
+        let permit = match self.budget.clone().try_acquire_many_owned(CHUNK as u32) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(stopped()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                // The writers are behind: wait until they have caught up by a quarter of the
+                // budget, not by one buffer. One wake-up of this thread per quarter instead
+                // of one per buffer the writers give back; meanwhile they work undisturbed.
+                drop(
+                    self.budget
+                        .clone()
+                        .acquire_many_owned(REFILL as u32)
+                        .await
+                        .map_err(|_| stopped())?,
+                );
+                self.budget
+                    .clone()
+                    .acquire_many_owned(CHUNK as u32)
+                    .await
+                    .map_err(|_| stopped())?
+            }
+        };
         let data = lock(&self.shared.pool)
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(CHUNK));
@@ -246,6 +268,7 @@ impl<'a> Pipeline<'a> {
         if end.is_some() {
             self.current = None;
         }
+        self.settled = false;
         let tx = self.writers.get(idx).map(|w| w.tx.clone());
         match tx {
             Some(tx) if tx.send(job).await.is_ok() => Ok(()),
@@ -262,6 +285,9 @@ impl<'a> Pipeline<'a> {
     /// Waits until every writer has written, closed and renamed everything handed to it, then
     /// reports the first writer error.
     pub(crate) async fn barrier(&mut self) -> Result<()> {
+        if self.settled {
+            return self.check();
+        }
         let mut waits = Vec::new();
         for w in &self.writers {
             let (tx, rx) = oneshot::channel();
@@ -272,6 +298,7 @@ impl<'a> Pipeline<'a> {
         for rx in waits {
             let _ = rx.await;
         }
+        self.settled = true;
         self.check()
     }
 

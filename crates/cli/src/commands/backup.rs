@@ -83,7 +83,7 @@ pub fn run(args: &BackupArgs, quiet: bool) -> Result<ExitCode> {
     if args.lib.library.is_some() {
         bail!("--library is for snapshots; with --to the backup goes to that folder");
     }
-    super::block_on(async {
+    super::block_on_here(async {
         let mux = MuxAddr::from_env()?;
         let udid = pick_device(&mux, args.device.as_deref()).await?;
         let session = DeviceSession::connect(&mux, &udid).await?;

@@ -36,7 +36,7 @@ pub struct SnapshotBackupArgs<'a> {
 pub fn run(args: &SnapshotBackupArgs<'_>, quiet: bool) -> Result<ExitCode> {
     // One runtime for the whole session (its sockets belong to it); the store's work is
     // synchronous and runs in between, on this thread.
-    super::block_on(async {
+    super::block_on_here(async {
         let mux = MuxAddr::from_env()?;
         let wanted = super::backup::pick_device(&mux, args.device.as_deref()).await?;
         let session = DeviceSession::connect(&mux, &wanted).await?;
