@@ -222,6 +222,21 @@ pub(crate) fn rename_dir_over_empty(
     Ok(rustix::fs::renameat(from_dir, from_name, to_dir, to_name)?)
 }
 
+/// Swaps the two names atomically (`RENAME_EXCHANGE`). `Ok(false)` where the file system (or
+/// kernel, before 3.15) cannot, so the caller does it another way.
+pub(crate) fn exchange(
+    a_dir: &OwnedFd,
+    a_name: &OsStr,
+    b_dir: &OwnedFd,
+    b_name: &OsStr,
+) -> io::Result<bool> {
+    match rustix::fs::renameat_with(a_dir, a_name, b_dir, b_name, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Makes a new directory `name` in `dir` (permissions from the umask, like `mkdir`).
 pub(crate) fn make_dir(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o777))?)

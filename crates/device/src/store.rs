@@ -58,9 +58,10 @@ enum Undo {
     /// `from` (or by a rename where links are not supported). Undo puts it back; when only the
     /// link was made, it removes the second name (only if it is the same file).
     Linked { from: PathBuf, to: PathBuf },
-    /// Directory `from` (inode `ino`) was renamed over `to`, an empty directory this
-    /// transaction had made, and an empty `from` was made again: the whole-folder form of a
-    /// batch of moves (see `whole_folders`). Undo, if the folder really is at `to`, removes the
+    /// Directory `from` (inode `ino`) took the place of `to`, an empty directory this
+    /// transaction had made, and an empty directory is at `from` (the two were swapped, or
+    /// `from` was renamed over `to` and made again): the whole-folder form of a batch of moves
+    /// (see `whole_folders`). Undo, if the folder really is at `to`, removes the
     /// new empty `from`, renames the folder back and makes the empty `to` again.
     MovedDir {
         from: PathBuf,
@@ -944,6 +945,16 @@ impl Txn {
         };
         let whole = self.whole_folders(pairs, &mut parents);
         let mut done = vec![false; if whole.is_empty() { 0 } else { pairs.len() }];
+        self.record_many(
+            whole
+                .iter()
+                .map(|w| Undo::MovedDir {
+                    from: w.from.clone(),
+                    to: w.to.clone(),
+                    ino: w.ino,
+                })
+                .collect(),
+        )?;
         for w in &whole {
             if self.move_folder(w)? {
                 for &i in &w.moves {
@@ -1109,8 +1120,9 @@ impl Txn {
     /// files only); both folders were made by this transaction with nothing renamed in since
     /// (so `D` holds only files it wrote, and `T` is new), neither is the root or inside the
     /// other, no other pair moves anything out of or into either, and none names either.
-    /// Renaming `D` over `T` (which the kernel allows only while `T` is empty) then does what
-    /// the moves do; an empty `D` is made again.
+    /// Swapping `D` with the empty `T` (`RENAME_EXCHANGE`; elsewhere a rename over `T`, which
+    /// the kernel allows only while `T` is empty, and a new empty `D`) then does what the moves
+    /// do.
     fn whole_folders(
         &self,
         pairs: &[(PathBuf, PathBuf)],
@@ -1178,6 +1190,12 @@ impl Txn {
         }
         let mut out = Vec::new();
         for (d, t, moves) in candidates {
+            // The destination must be empty (the kernel checks it for a rename over it, not
+            // for the exchange of the two folders).
+            let Ok(t_fd) = parents.dir(t) else { continue };
+            if !beneath::files(&t_fd).is_ok_and(|f| f.is_some_and(|f| f.is_empty())) {
+                continue;
+            }
             let Ok(d_fd) = parents.dir(d) else { continue };
             let Ok(entries) = beneath::files(&d_fd) else {
                 continue;
@@ -1215,12 +1233,17 @@ impl Txn {
 
     /// Renames one whole folder (journalled first); `Ok(false)` when the kernel refused (the
     /// destination is no longer empty, ...) and its files must move one by one.
+    /// Its `R` line must be journalled already.
     fn move_folder(&mut self, w: &WholeFolder) -> Result<bool> {
-        self.record(Undo::MovedDir {
-            from: w.from.clone(),
-            to: w.to.clone(),
-            ino: w.ino,
-        })?;
+        // Swapping the two folders leaves the empty one where the full one was: one call.
+        match beneath::exchange(&w.from_parent, &w.from_name, &w.to_parent, &w.to_name) {
+            Ok(true) => {
+                self.forget_dirs();
+                return Ok(true);
+            }
+            Ok(false) => {}
+            Err(_) => return Ok(false),
+        }
         if beneath::rename_dir_over_empty(&w.from_parent, &w.from_name, &w.to_parent, &w.to_name)
             .is_err()
         {
