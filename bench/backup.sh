@@ -76,12 +76,15 @@ count() { # folder: files of the backup, Info.plist aside
 # (`find_inode_bit` → `recently_deleted` → `find_get_block_common`) and moved a run's wall time
 # by ±30 %, whichever client it hit. So nothing is deleted while the benchmark runs: every
 # backup goes to a folder of its own and all of them are removed at the end (the disk needs
-# room for 2 × IOSNAP_BENCH_RUNS backups; IOSNAP_BENCH_KEEP=1 keeps them). Before each client
-# the machine settles (IOSNAP_BENCH_SETTLE seconds, default 20, for the writeback of the
-# previous run) and, when run as root, the page cache is dropped (IOSNAP_BENCH_DROP_CACHES=0
+# room for 2 × IOSNAP_BENCH_RUNS backups; IOSNAP_BENCH_KEEP=1 keeps them). A client's own
+# clean-up counts too: iosnap's commit deletes its transaction folder (the emptied `Snapshot/`
+# folders and the journal), and a backup started within 60 s of that ran 1-1.5 s slower (the
+# peer, right after iosnap, took 6.1 s instead of 4.6 s). So before each client the machine
+# settles for IOSNAP_BENCH_SETTLE seconds (default 65: past that window, and the writeback of
+# the previous run) and, when run as root, the page cache is dropped (IOSNAP_BENCH_DROP_CACHES=0
 # keeps it), so both clients start cold, as a daily backup does.
 settle() {
-  sleep "${IOSNAP_BENCH_SETTLE:-20}"
+  sleep "${IOSNAP_BENCH_SETTLE:-65}"
   if [ "${IOSNAP_BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
     sync
     echo 3 >/proc/sys/vm/drop_caches

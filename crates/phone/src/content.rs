@@ -5,7 +5,41 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use crate::rng::ByteStream;
+use crate::rng::{ByteStream, PoolStream};
+
+/// The content generator of phones made before 2026-12 (xoshiro256**), kept so that a saved
+/// phone keeps its bytes.
+pub(crate) const CONTENT_V1: u32 = 1;
+/// The generator of new phones ([`PoolStream`]).
+pub(crate) const CONTENT_V2: u32 = 2;
+
+/// A keyed stream of pseudo-random words, in one of the content generators.
+#[derive(Clone)]
+enum Words {
+    V1(ByteStream),
+    V2(PoolStream),
+}
+
+impl Words {
+    fn next_u64(&mut self) -> u64 {
+        match self {
+            Words::V1(s) => s.next_u64(),
+            Words::V2(s) => s.next_u64(),
+        }
+    }
+
+    /// Whole words into `out` (a multiple of 8 bytes long).
+    fn fill(&mut self, out: &mut [u8]) {
+        match self {
+            Words::V1(s) => {
+                for chunk in out.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&s.next_u64().to_le_bytes());
+                }
+            }
+            Words::V2(s) => s.fill(out),
+        }
+    }
+}
 
 /// The private content source of a [`crate::PhoneFile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,19 +67,24 @@ pub(crate) struct StreamReader {
     header: Arc<[u8]>,
     pos: u64,
     len: u64,
-    stream: ByteStream,
+    stream: Words,
     word: [u8; 8],
     word_pos: usize,
 }
 
 impl StreamReader {
-    /// A reader of exactly `len` bytes (the header is truncated if `len` is smaller).
-    pub(crate) fn new(header: Arc<[u8]>, key: u64, len: u64) -> Self {
+    /// A reader of exactly `len` bytes (the header is truncated if `len` is smaller), from
+    /// content generator `generator` ([`CONTENT_V1`] or [`CONTENT_V2`]).
+    pub(crate) fn new(header: Arc<[u8]>, key: u64, len: u64, generator: u32) -> Self {
         StreamReader {
             header,
             pos: 0,
             len,
-            stream: ByteStream::new(key),
+            stream: if generator == CONTENT_V1 {
+                Words::V1(ByteStream::new(key))
+            } else {
+                Words::V2(PoolStream::new(key))
+            },
             word: [0; 8],
             word_pos: 8,
         }
@@ -78,13 +117,10 @@ impl Read for StreamReader {
             done += 1;
         }
         // Whole words.
-        let out_len = out.len();
-        let mut chunks = out[done..].chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.stream.next_u64().to_le_bytes());
-        }
-        let tail = chunks.into_remainder();
-        let whole = out_len - done - tail.len();
+        let rest = out.len() - done;
+        let whole = rest - rest % 8;
+        self.stream.fill(&mut out[done..done + whole]);
+        let tail = &mut out[done + whole..];
         done += whole;
         if !tail.is_empty() {
             self.word = self.stream.next_u64().to_le_bytes();
@@ -102,8 +138,8 @@ impl Read for StreamReader {
 mod tests {
     use super::*;
 
-    fn read_all_with(len: u64, step: usize) -> Vec<u8> {
-        let mut r = StreamReader::new(Arc::from(&b"HEAD"[..]), 99, len);
+    fn read_all_with(len: u64, step: usize, generator: u32) -> Vec<u8> {
+        let mut r = StreamReader::new(Arc::from(&b"HEAD"[..]), 99, len, generator);
         let mut out = Vec::new();
         let mut buf = vec![0u8; step];
         loop {
@@ -118,18 +154,37 @@ mod tests {
 
     #[test]
     fn same_bytes_whatever_the_buffer_size() {
-        let a = read_all_with(10_001, 7);
-        let b = read_all_with(10_001, 4096);
-        let c = read_all_with(10_001, 1);
-        assert_eq!(a.len(), 10_001);
-        assert_eq!(a, b);
-        assert_eq!(a, c);
-        assert_eq!(&a[..4], b"HEAD");
+        for g in [CONTENT_V1, CONTENT_V2] {
+            let a = read_all_with(10_001, 7, g);
+            let b = read_all_with(10_001, 4096, g);
+            let c = read_all_with(10_001, 1, g);
+            assert_eq!(a.len(), 10_001);
+            assert_eq!(a, b);
+            assert_eq!(a, c);
+            assert_eq!(&a[..4], b"HEAD");
+        }
+        assert_ne!(
+            read_all_with(4096, 512, CONTENT_V1),
+            read_all_with(4096, 512, CONTENT_V2)
+        );
+    }
+
+    /// The first generator's bytes never change: saved phones keep their content.
+    #[test]
+    fn the_first_generator_is_frozen() {
+        use sha1::{Digest, Sha1};
+        let a = read_all_with(1 << 16, 4096, CONTENT_V1);
+        assert_eq!(
+            hex::encode(Sha1::digest(&a)),
+            "c1a12053b54ac3985fe173e779b46d0e8b8d77d4"
+        );
     }
 
     #[test]
     fn short_length_truncates_header() {
-        assert_eq!(read_all_with(2, 16), b"HE");
-        assert!(read_all_with(0, 16).is_empty());
+        for g in [CONTENT_V1, CONTENT_V2] {
+            assert_eq!(read_all_with(2, 16, g), b"HE");
+            assert!(read_all_with(0, 16, g).is_empty());
+        }
     }
 }

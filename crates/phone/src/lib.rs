@@ -12,7 +12,10 @@
 //!   times, inodes and protection classes. Metadata only: ≥200,000 rows are fine.
 //! * **Content** ([`Phone::open`]): bulk files and media payloads are streamed from a keyed
 //!   pseudo-random generator (never held in memory); databases are built once into a cache folder;
-//!   small files (plists, real JPEGs) are kept in memory.
+//!   small files (plists, real JPEGs) are kept in memory. The generator is recorded in the saved
+//!   state: phones saved before 2026-12 keep xoshiro256** (and so their bytes); new phones read a
+//!   shared 1 MiB pool XOR a per-file sequence, about ten times cheaper, which matters when the
+//!   simulator shares the cores of the host it is benchmarking.
 //! * **Datasets** ([`Phone::datasets`]): the typed records behind each database, for checking an
 //!   exporter record by record. See [`datasets`] for where each database lives.
 //! * **Time** ([`Phone::churn`]): each churn is the next generation — files modified, added and
@@ -182,6 +185,9 @@ pub struct Phone {
     /// Whether the cache folder belongs to this phone alone (its state folder's `cache/`), so
     /// databases of past generations may be deleted from it.
     owns_cache: bool,
+    /// The content generator of its streamed files ([`content::CONTENT_V2`] for new phones; a
+    /// phone saved before it existed keeps [`content::CONTENT_V1`] and so its bytes).
+    content: u32,
 }
 
 const DAY: i64 = 86_400;
@@ -235,6 +241,7 @@ impl Phone {
             cache_dir: cache_dir.to_path_buf(),
             blob_dir: cache_dir.join("restored"),
             owns_cache: false,
+            content: content::CONTENT_V2,
         };
         let mut files = Vec::new();
         for it in tree::items(spec.seed, &p.apps, spec.epoch) {
@@ -400,7 +407,7 @@ impl Phone {
             Source::None => Box::new(io::empty()),
             Source::Small(b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
             Source::Stream { header, key, len } => {
-                Box::new(StreamReader::new(header.clone(), *key, *len))
+                Box::new(StreamReader::new(header.clone(), *key, *len, self.content))
             }
             Source::Bulk { index, version } => {
                 let plan = self.layout.plan(*index, *version);
@@ -409,6 +416,7 @@ impl Phone {
                     Arc::from(header),
                     self.layout.content_key(*index, *version),
                     f.meta.size,
+                    self.content,
                 ))
             }
             Source::Database(i) => {

@@ -78,6 +78,13 @@ struct StateFile {
     format: u32,
     spec: PhoneSpec,
     ops: Vec<Op>,
+    /// The content generator; state files from before it was recorded used the first one.
+    #[serde(default = "first_generator")]
+    content: u32,
+}
+
+fn first_generator() -> u32 {
+    crate::content::CONTENT_V1
 }
 
 /// Copies `content` into `dir/<sha1>` (via a temp file + rename); returns (name, length).
@@ -138,6 +145,7 @@ pub(crate) fn save(phone: &Phone, dir: &Path) -> Result<(), PhoneError> {
         format: FORMAT,
         spec: phone.spec.clone(),
         ops: phone.ops.clone(),
+        content: phone.content,
     };
     let path = dir.join(STATE_FILE);
     let json = serde_json::to_vec_pretty(&state).map_err(|e| PhoneError::State {
@@ -165,6 +173,7 @@ pub(crate) fn load(dir: &Path) -> Result<Phone, PhoneError> {
     let mut phone = Phone::skeleton(&state.spec, &dir.join("cache"))?;
     phone.blob_dir = dir.join("restored");
     phone.owns_cache = true;
+    phone.content = state.content;
     for op in &state.ops {
         match op {
             Op::Churn { share } => phone.churn_inner(*share),

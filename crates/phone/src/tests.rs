@@ -639,6 +639,51 @@ fn save_load_round_trip_with_restores() {
     assert!(Phone::load(state.path()).is_err());
 }
 
+/// A phone saved before the content generator was recorded (no `content` in its state file)
+/// keeps the first generator's bytes; a new phone uses the second.
+#[test]
+fn a_phone_saved_before_the_second_generator_keeps_its_bytes() {
+    let cache = tempfile::tempdir().expect("tmp");
+    let state = tempfile::tempdir().expect("tmp");
+    let p = Phone::generate_in(&small_spec(34, "17.5"), cache.path()).expect("gen");
+    p.save(state.path()).expect("save");
+    let path = state.path().join("phone.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    assert_eq!(json["content"], 2);
+    assert_eq!(
+        digest_all(&Phone::load(state.path()).expect("load")),
+        digest_all(&p)
+    );
+    json.as_object_mut().expect("object").remove("content");
+    std::fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("write");
+    let old = Phone::load(state.path()).expect("load old");
+    assert_eq!(listing(&old), listing(&p));
+    let f = p
+        .files()
+        .filter(|f| matches!(f.source, Source::Bulk { .. }))
+        .max_by_key(|f| f.meta.size)
+        .expect("a bulk file");
+    let Source::Bulk { index, version } = f.source else {
+        unreachable!()
+    };
+    let of = old.find(&f.domain, &f.relative_path).expect("same file");
+    let (new_bytes, old_bytes) = (p.read(f).expect("read"), old.read(of).expect("read"));
+    assert_eq!(new_bytes.len(), old_bytes.len());
+    assert_ne!(new_bytes, old_bytes);
+    let plan = p.layout.plan(index, version);
+    let mut want = Vec::new();
+    StreamReader::new(
+        Arc::from(media::bulk_header(plan.ext, index, version)),
+        p.layout.content_key(index, version),
+        f.meta.size,
+        content::CONTENT_V1,
+    )
+    .read_to_end(&mut want)
+    .expect("v1");
+    assert_eq!(old_bytes, want);
+}
+
 #[test]
 fn twenty_thousand_files_listing_is_fast_and_lean() {
     let dir = tempfile::tempdir().expect("tmp");
