@@ -1663,6 +1663,23 @@ mod tests {
         out
     }
 
+    /// Rolls `t` back, or forgets it (a killed process) and recovers; the folder must be
+    /// `before` again.
+    fn undo_and_compare(
+        t: Txn,
+        kill: bool,
+        root: &Path,
+        before: &BTreeMap<String, Option<Vec<u8>>>,
+    ) {
+        if kill {
+            std::mem::forget(t);
+            assert!(recover(root).unwrap().is_empty());
+        } else {
+            assert!(t.rollback().is_empty());
+        }
+        assert_eq!(&snapshot(root), before, "kill: {kill}");
+    }
+
     fn setup() -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("bk");
@@ -1923,15 +1940,7 @@ mod tests {
                     assert_eq!(after.len(), before.len() + 700 + 6 + 1 + 7);
                     assert!(after.keys().all(|k| !k.contains(TMP_MARK)));
                 }
-                "rollback" => {
-                    assert!(t.rollback().is_empty());
-                    assert_eq!(snapshot(&root), before);
-                }
-                _ => {
-                    std::mem::forget(t);
-                    assert!(recover(&root).unwrap().is_empty());
-                    assert_eq!(snapshot(&root), before);
-                }
+                _ => undo_and_compare(t, end == "kill", &root, &before),
             }
         }
     }
@@ -2274,15 +2283,7 @@ mod tests {
                     assert_eq!(after.len(), before.len() + 3 + 15);
                     assert!(after.keys().all(|k| !k.contains(TMP_MARK)));
                 }
-                "rollback" => {
-                    assert!(t.rollback().is_empty());
-                    assert_eq!(snapshot(&root), before);
-                }
-                _ => {
-                    std::mem::forget(t);
-                    assert!(recover(&root).unwrap().is_empty());
-                    assert_eq!(snapshot(&root), before);
-                }
+                _ => undo_and_compare(t, end == "kill", &root, &before),
             }
         }
     }

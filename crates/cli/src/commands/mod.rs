@@ -69,11 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// Runs device work on a tokio runtime (the device and simulator layers are async; the
 /// format layer and the rest of the CLI are not).
 pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(fut)
+    run_on(tokio::runtime::Builder::new_multi_thread(), fut)
 }
 
 /// [`block_on`] for a backup: a runtime on this thread alone, so the thread that runs the
@@ -82,7 +78,14 @@ pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<
 /// dry, ≈ 14,000 times in a 2 GB backup. The backup's other work has its own threads
 /// (writers, writeback, blocking pool).
 pub fn block_on_here<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    run_on(tokio::runtime::Builder::new_current_thread(), fut)
+}
+
+fn run_on<T>(
+    mut builder: tokio::runtime::Builder,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let rt = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;
