@@ -231,8 +231,7 @@ impl<'a> Pipeline<'a> {
                 // of one per buffer the writers give back; meanwhile they work undisturbed.
                 drop(
                     self.budget
-                        .clone()
-                        .acquire_many_owned(REFILL as u32)
+                        .acquire_many(REFILL as u32)
                         .await
                         .map_err(|_| stopped())?,
                 );

@@ -1004,10 +1004,9 @@ impl Txn {
         if self.deferred.as_ref().is_some_and(|d| d.conflicts(pairs)) {
             self.apply_deferred()?;
         }
-        let root = self.root.clone();
         self.deferred
             .get_or_insert_with(Deferred::default)
-            .add(pairs, &root);
+            .add(pairs, &self.root);
         Ok(())
     }
 
@@ -1354,22 +1353,23 @@ fn key(p: &Path) -> &[u8] {
     p.as_os_str().as_bytes()
 }
 
-/// The parent folder of a normalised path's bytes (`None` for `/` and a bare name).
-fn parent_key(b: &[u8]) -> Option<&[u8]> {
-    match b.iter().rposition(|&c| c == b'/')? {
-        0 if b.len() > 1 => b.get(..1),
-        0 => None,
-        at => b.get(..at),
-    }
-}
-
-/// The parent folder and the name of a normalised path, by its bytes (`Path::parent` and
-/// `Path::file_name` parse components, which 40,000 paths feel).
-fn split_key(p: &Path) -> Option<(&[u8], &[u8])> {
-    let b = key(p);
+/// The parent folder and the name of a normalised path's bytes (`Path::parent` and
+/// `Path::file_name` parse components, which 40,000 paths feel); `None` for `/` and a bare
+/// name.
+fn split_bytes(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = b.iter().rposition(|&c| c == b'/')?;
     let (dir, name) = (b.get(..at.max(1))?, b.get(at + 1..)?);
     (!name.is_empty()).then_some((dir, name))
+}
+
+/// The parent folder of a normalised path's bytes.
+fn parent_key(b: &[u8]) -> Option<&[u8]> {
+    split_bytes(b).map(|(dir, _)| dir)
+}
+
+/// [`split_bytes`] of a path.
+fn split_key(p: &Path) -> Option<(&[u8], &[u8])> {
+    split_bytes(key(p))
 }
 
 /// Moves files to their new names, spread over a few threads; returns the moves whose
